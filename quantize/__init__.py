@@ -1,0 +1,1 @@
+"""Export to OpenVINO IR, NNCF INT8 quantization with an accuracy check, benchmarks."""

@@ -1,0 +1,1 @@
+"""Training side: the phantom cohort, data, models, training, evaluation, calibration."""
