@@ -24,15 +24,20 @@ def phantom(
     spacing_mm: float = typer.Option(0.5, "--spacing-mm", min=0.05, max=2.0, help="Detector pixel pitch (ImagerPixelSpacing), mm."),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes; the cohort is identical for any number."),
     preview: bool = typer.Option(True, "--preview/--no-preview", help="Write preview.png, a contact sheet of the first films."),
+    compress: str = typer.Option("none", "--compress", help="Transfer syntax of the DICOMs: none (explicit VR little endian), rle or j2k (lossless)."),
 ) -> None:
     """Generate a synthetic long-leg cohort (PHANTOM.md layout) and print its ceiling r."""
-    from .phantom.cohort import generate
+    from .phantom.cohort import COMPRESSION, generate
 
+    if compress != "none" and compress not in COMPRESSION:
+        console.print(f"[red]error:[/red] --compress must be none, rle or j2k, not {compress!r}")
+        raise typer.Exit(2)
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
         tid = bar.add_task("films", total=n)
         try:
-            info = generate(out, n, seed, spacing_mm, workers, preview, progress=lambda k, _: bar.update(tid, completed=k))
+            info = generate(out, n, seed, spacing_mm, workers, preview,
+                            progress=lambda k, _: bar.update(tid, completed=k), compress=compress)
         except FileExistsError as e:
             console.print(f"[red]error:[/red] {e}")
             raise typer.Exit(2)

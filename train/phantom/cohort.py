@@ -14,6 +14,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from pydicom.uid import JPEG2000Lossless, RLELossless
 
 from . import GENERATOR_NAME, GENERATOR_VERSION
 from .anatomy import LABELS
@@ -25,6 +26,7 @@ AWGS2019_SMI = {"M": 7.0, "F": 5.4}
 FILMS_PER_PERSON = ([1, 2, 3, 4], [0.35, 0.25, 0.25, 0.15])  # mean 2.2, like 351 films of 157 people
 SPLITS = (("train", 0.70), ("val", 0.15), ("test", 0.15))
 PREVIEW_FILMS = 12
+COMPRESSION = {"rle": RLELossless, "j2k": JPEG2000Lossless}
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,7 @@ class FilmTask:
     spacing_mm: float
     out: Path
     thumbnail: bool
+    compress: str = "none"
 
 
 def plan_people(n_films: int, seed: int) -> list[tuple[Person, list[str]]]:
@@ -78,6 +81,8 @@ def _render_one(task: FilmTask) -> dict:
     acq = sample_acquisition(task.person, rng, task.spacing_mm, task.view)
     stored, proj = render(task.person, acq, rng)
     ds = build_dataset(stored, task.person, acq, task.case_id, task.seed, GENERATOR_VERSION)
+    if task.compress != "none":
+        ds.compress(COMPRESSION[task.compress])
     write_dicom(task.out / "images" / f"{task.case_id}.dcm", ds)
     mask_path = task.out / "masks" / f"{task.case_id}.png"
     tmp = mask_path.with_name(mask_path.stem + ".tmp.png")
@@ -147,7 +152,7 @@ def ceiling(rows: list[dict]) -> dict:
 
 
 def generate(out: Path, n: int, seed: int, spacing_mm: float = 0.5, workers: int = 1, preview: bool = True,
-             progress=None) -> dict:
+             progress=None, compress: str = "none") -> dict:
     """Write the cohort; returns the dataset.json content."""
     out = Path(out)
     if (out / "dataset.json").exists():
@@ -160,7 +165,8 @@ def generate(out: Path, n: int, seed: int, spacing_mm: float = 0.5, workers: int
     for pi, (person, views) in enumerate(plan):
         for fi, view in enumerate(views):
             case_id = f"case_{person.person_id}_{fi + 1}"
-            tasks.append(FilmTask(case_id, person, pi, fi, view, seed, spacing_mm, out, len(tasks) < PREVIEW_FILMS and preview))
+            tasks.append(FilmTask(case_id, person, pi, fi, view, seed, spacing_mm, out,
+                                  len(tasks) < PREVIEW_FILMS and preview, compress))
     t0 = time.perf_counter()
     results: list[dict] = []
     if workers > 1:
@@ -219,7 +225,7 @@ def generate(out: Path, n: int, seed: int, spacing_mm: float = 0.5, workers: int
         "description": "Synthetic standing AP long-leg radiographs with thigh-muscle labels and DEXA truth (PHANTOM.md).",
         "labels": dict(LABELS),
         "generator": {"name": GENERATOR_NAME, "version": GENERATOR_VERSION},
-        "parameters": {"n": n, "seed": seed, "imager_pixel_spacing_mm": spacing_mm},
+        "parameters": {"n": n, "seed": seed, "imager_pixel_spacing_mm": spacing_mm, "compress": compress},
         "seed": seed,
         "n_films": len(rows),
         "n_people": len(people),

@@ -68,7 +68,7 @@ class Acquisition:
 
 
 def sample_acquisition(p: Person, rng: np.random.Generator, spacing_mm: float, view: str) -> Acquisition:
-    M = float(rng.uniform(1.05, 1.20))
+    M = round(float(rng.uniform(1.05, 1.20)), 4)  # as written to the DICOM
     ankle = p.thigh_len + p.shank_len
     cropped_top = rng.random() < 0.12
     cropped_bottom = rng.random() < 0.12
