@@ -9,14 +9,18 @@ sizes), and the input file is only ever opened for reading.
 Runtime dependencies: numpy, opencv-python-headless, pydicom (+ gdcm / pylibjpeg
 decoder plugins). Pydicom's "pillow" plugin is never used, so a dev install that
 happens to have Pillow behaves exactly like the clinic install without it.
+python-gdcm decodes run in a child process because gdcm can abort the interpreter
+on a corrupted JPEG stream (see ``_ISOLATED_PLUGINS``).
 """
 
 from __future__ import annotations
 
 import math
 import os
+import pickle
 import re
 import struct
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +59,7 @@ _GREY_TOLERANCE = 0.02
 # Elements larger than this stay on disk until the header has been checked.
 _DEFER_SIZE = 64 * 1024
 # Rows per strip when applying LUTs, so large films never get a whole float64 copy.
-_STRIP_PIXELS = 4_000_000
+_STRIP_PIXELS = 1_000_000
 
 _PIXEL_DATA = 0x7FE00010
 _FLOAT_PIXEL_DATA = (0x7FE00008, 0x7FE00009)
@@ -92,8 +96,8 @@ class ReadError(Exception):
     kind: str
 
     def __init__(self, kind: str, message: str) -> None:
-        if kind not in KINDS:
-            raise ValueError(f"unknown ReadError kind {kind!r}")
+        # Not validated against KINDS: a constructor that raises while reporting an
+        # error would hide the error. read_film only uses the kinds in KINDS.
         message = " ".join(str(message).split()) or kind.replace("_", " ")
         # args carry both so the error survives pickling into/out of worker processes.
         super().__init__(kind, message)
@@ -179,6 +183,8 @@ def _open_head(path: Path) -> tuple[bytes, int]:
             raise ReadError("not_found", "file not found")
         if path.is_dir():
             raise ReadError("not_an_image", "this is a folder, not an image file")
+        if not path.is_file():  # a FIFO or device would block or never end
+            raise ReadError("not_an_image", "not a regular file")
         with open(path, "rb") as fh:
             size = os.fstat(fh.fileno()).st_size
             head = fh.read(512)
@@ -216,6 +222,8 @@ def _read_dicom(
     """Check the header first, decode second; see the module docstring for why."""
     ds = _parse_dicom(path, has_magic, defer=True)
     ts = _transfer_syntax(ds, notes)
+    if ts is not None and not ts.is_transfer_syntax:
+        raise ReadError("unsupported_syntax", f"unknown transfer syntax {str(ts)[:64]}")
     if ts is not None and ts.is_deflated:
         # Deferred reads point into the inflated stream, not the file: read it whole
         # (deflated files are small by construction).
@@ -227,12 +235,14 @@ def _read_dicom(
 
     raw_pixels = _get_raw(ds, _PIXEL_DATA)
     if raw_pixels is None:
+        if not any(t in ds for t in _TYPICAL_TAGS) and not _get(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID"):
+            raise ReadError("bad_header", "the file is marked as DICOM but its header cannot be read")
+        if (ts is None or not ts.is_deflated) and _ends_inside_last_element(ds, size):
+            raise ReadError("truncated", "the DICOM file ends before its header or pixel data is complete")
         if any(t in ds for t in _FLOAT_PIXEL_DATA):
             raise ReadError(
                 "no_pixel_data", "DICOM file holds float pixel data (a parametric map), not a radiograph"
             )
-        if not any(t in ds for t in _TYPICAL_TAGS) and not _get(ds.file_meta, "MediaStorageSOPClassUID"):
-            raise ReadError("bad_header", "the file is marked as DICOM but its header cannot be read")
         raise ReadError("no_pixel_data", f"DICOM file has no image ({_sop_class_name(ds)})")
 
     rows = _int(ds, "Rows")
@@ -270,7 +280,7 @@ def _read_dicom(
     if not photometric:
         if samples == 1:
             photometric = "MONOCHROME2"
-            ds.PhotometricInterpretation = photometric
+            _set(ds, "PhotometricInterpretation", photometric)
             notes.append("PhotometricInterpretation missing, MONOCHROME2 assumed")
         else:
             raise ReadError("bad_header", "DICOM PhotometricInterpretation is missing")
@@ -291,17 +301,17 @@ def _read_dicom(
     bits_stored = _int(ds, "BitsStored")
     if bits_stored is None:
         bits_stored = bits_alloc
-        ds.BitsStored = bits_alloc
+        _set(ds, "BitsStored", bits_alloc)
         notes.append("BitsStored missing, BitsAllocated assumed")
     if not 1 <= bits_stored <= bits_alloc:
         raise ReadError("bad_header", f"DICOM BitsStored {bits_stored} does not fit BitsAllocated {bits_alloc}")
     if _int(ds, "PixelRepresentation") not in (0, 1):
         if "PixelRepresentation" in ds:
             raise ReadError("bad_header", "DICOM PixelRepresentation is malformed")
-        ds.PixelRepresentation = 0
+        _set(ds, "PixelRepresentation", 0)
         notes.append("PixelRepresentation missing, unsigned assumed")
     if samples > 1 and _int(ds, "PlanarConfiguration") not in (0, 1):
-        ds.PlanarConfiguration = 0
+        _set(ds, "PlanarConfiguration", 0)
         notes.append("PlanarConfiguration missing or malformed, 0 assumed")
 
     encapsulated = raw_pixels.length == 0xFFFFFFFF
@@ -343,12 +353,14 @@ def _read_dicom(
         del arr
         pixels = _normalise_minmax(grey)
         photometric_out = "RGB (grey content)"
-        notes.append(f"{photometric} image with identical channels, read as grey")
+        notes.append(f"{photometric} image with grey content (channels agree), read as grey")
     elif arr.ndim == 2 and arr.shape == (rows, cols) and samples == 1:
         pixels = _grey_pipeline(arr, ds, notes)
         del arr
         if photometric == "MONOCHROME1":
             np.subtract(np.float32(1.0), pixels, out=pixels)
+        elif str(_get(ds, "PresentationLUTShape") or "").strip().upper() == "INVERSE":
+            notes.append("PresentationLUTShape INVERSE on MONOCHROME2 ignored: check bone is bright")
         photometric_out = photometric
     else:
         raise ReadError(
@@ -452,16 +464,15 @@ def _decode_dicom(ds: Dataset, ts: UID) -> np.ndarray:
 
     if decoder.is_native:
         try:
-            ds.pixel_array_options()
-            return _as_array(ds)
-        except ReadError:
-            raise
+            return _decode_with(ds, "")
         except MemoryError:
             raise
         except Exception as exc:
             raise _decode_error(exc, ts) from exc
 
     plugins = [name for name in decoder.available_plugins if name != "pillow"]
+    # In-process plugins first (J2K goes to openjpeg before gdcm): gdcm runs isolated.
+    plugins.sort(key=lambda name: name in _ISOLATED_PLUGINS)
     if not plugins:
         raise ReadError(
             "unsupported_syntax",
@@ -470,8 +481,7 @@ def _decode_dicom(ds: Dataset, ts: UID) -> np.ndarray:
     first_exc: Exception | None = None
     for name in plugins:
         try:
-            ds.pixel_array_options(decoding_plugin=name)
-            return _as_array(ds)
+            return _decode_with(ds, name)
         except MemoryError:
             raise
         except Exception as exc:
@@ -480,10 +490,155 @@ def _decode_dicom(ds: Dataset, ts: UID) -> np.ndarray:
     raise _decode_error(first_exc, ts) from first_exc
 
 
-def _as_array(ds: Dataset) -> np.ndarray:
+def _decode_with(ds: Dataset, plugin: str) -> np.ndarray:
+    """Decode with one named plugin ("" for native data), isolating the risky ones."""
+    if plugin in _ISOLATED_PLUGINS:
+        return _decode_isolated(ds, plugin)
+    ds.pixel_array_options(decoding_plugin=plugin) if plugin else ds.pixel_array_options()
     arr = ds.pixel_array
     ds._pixel_array = None  # keep a single owner of the decoded buffer
     return arr
+
+
+# python-gdcm can abort the whole interpreter on a corrupted JPEG stream (an uncaught
+# C++ exception -> std::terminate, SIGABRT): no Python handler runs, a batch dies, and
+# resuming it hits the same file again. So gdcm decodes run in a child process: a fork
+# on Linux (milliseconds, no re-import of __main__), a fresh interpreter elsewhere.
+_ISOLATED_PLUGINS = frozenset({"gdcm"})
+_CHILD_TIMEOUT_S = 300.0
+_CHILD_MAGIC = b"SARCO-EDGE-DECODE-1\n"
+_ISOLATION = "fork" if sys.platform.startswith("linux") else "subprocess"
+_PIXEL_MODULE_TAGS = (
+    0x00280002,  # SamplesPerPixel
+    0x00280004,  # PhotometricInterpretation
+    0x00280006,  # PlanarConfiguration
+    0x00280008,  # NumberOfFrames
+    0x00280010,  # Rows
+    0x00280011,  # Columns
+    0x00280100,  # BitsAllocated
+    0x00280101,  # BitsStored
+    0x00280102,  # HighBit
+    0x00280103,  # PixelRepresentation
+    0x7FE00001,  # ExtendedOffsetTable
+    0x7FE00002,  # ExtendedOffsetTableLengths
+    _PIXEL_DATA,
+)
+
+
+def _child_decode(mini: Dataset, plugin: str) -> tuple[str, Any]:
+    """Child side: ("ok", array) or ("error", text). Library noise on stderr is dropped."""
+    try:
+        import faulthandler
+
+        faulthandler.disable()  # an inherited handler would dump a traceback on SIGABRT
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        os.close(devnull)
+    except OSError:
+        pass
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            mini.pixel_array_options(decoding_plugin=plugin)
+            return ("ok", mini.pixel_array)
+    except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
+        return ("error", str(exc) or type(exc).__name__)
+
+
+def _fork_target(mini: Dataset, plugin: str, conn: Any) -> None:
+    try:
+        conn.send(_child_decode(mini, plugin))
+    finally:
+        conn.close()
+
+
+def _child_main() -> None:
+    """Entry point of the subprocess decoder: pickle in on stdin, pickle out on stdout."""
+    mini, plugin = pickle.loads(sys.stdin.buffer.read())
+    result = _child_decode(mini, plugin)
+    sys.stdout.buffer.write(_CHILD_MAGIC + pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
+    sys.stdout.buffer.flush()
+
+
+def _run_forked(mini: Dataset, plugin: str) -> tuple[str, Any] | None:
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    receiver, sender = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_fork_target, args=(mini, plugin, sender), daemon=True)
+    proc.start()  # raises inside daemonic workers; the caller falls back
+    sender.close()
+    message: tuple[str, Any] | None = None
+    try:
+        if receiver.poll(_CHILD_TIMEOUT_S):
+            message = receiver.recv()
+    except (EOFError, OSError):
+        message = None
+    finally:
+        receiver.close()
+        proc.join(timeout=10)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+    if message is None:
+        raise RuntimeError(_child_failure(plugin, proc.exitcode))
+    return message
+
+
+def _run_subprocess(mini: Dataset, plugin: str) -> tuple[str, Any]:
+    import subprocess
+
+    if getattr(sys, "frozen", False) or not sys.executable:
+        raise OSError("no Python interpreter to start")
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", "from edge.reader import _child_main; _child_main()"],
+            input=pickle.dumps((mini, plugin), protocol=pickle.HIGHEST_PROTOCOL),
+            capture_output=True,
+            timeout=_CHILD_TIMEOUT_S,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"{plugin} decoder timed out") from None
+    at = done.stdout.find(_CHILD_MAGIC)
+    if at < 0:
+        raise RuntimeError(_child_failure(plugin, done.returncode))
+    return pickle.loads(done.stdout[at + len(_CHILD_MAGIC) :])
+
+
+def _child_failure(plugin: str, exitcode: int | None) -> str:
+    if exitcode is None or exitcode == 0:
+        return f"{plugin} decoder timed out or gave no result"
+    return f"{plugin} decoder crashed (exit code {exitcode})"
+
+
+def _decode_isolated(ds: Dataset, plugin: str) -> np.ndarray:
+    """Decode in a child process; a crash there becomes an ordinary exception here."""
+    from pydicom.dataset import FileMetaDataset
+
+    mini = Dataset()
+    mini.file_meta = FileMetaDataset()
+    mini.file_meta.TransferSyntaxUID = ds.file_meta.TransferSyntaxUID
+    for tag in _PIXEL_MODULE_TAGS:
+        if tag in ds:
+            mini[tag] = ds[tag]
+    runners = [_run_forked, _run_subprocess] if _ISOLATION == "fork" else [_run_subprocess]
+    message: tuple[str, Any] | None = None
+    for runner in runners:
+        try:
+            message = runner(mini, plugin)
+            break
+        except RuntimeError:
+            raise
+        except Exception:
+            continue  # this way of starting a child is not available here: try the next
+    if message is None:
+        # No child process possible at all (frozen app, restricted sandbox): decode here.
+        mini.pixel_array_options(decoding_plugin=plugin)
+        return mini.pixel_array
+    if message[0] == "ok":
+        return message[1]
+    raise RuntimeError(message[1])
 
 
 def _decode_error(exc: Exception, ts: UID) -> ReadError:
@@ -591,6 +746,30 @@ def _get(ds: Any, keyword: str) -> Any:
     except Exception:
         return None
     return value
+
+
+def _set(ds: Dataset, keyword: str, value: Any) -> None:
+    """Replace an element (dropping a garbled original that pydicom cannot even convert)."""
+    try:
+        del ds[keyword]
+    except Exception:
+        pass
+    setattr(ds, keyword, value)
+
+
+def _ends_inside_last_element(ds: Dataset, file_size: int) -> bool:
+    """True when the last parsed element claims more bytes than the file holds."""
+    try:
+        last_tag = next(reversed(list(ds.keys())), None)
+        if last_tag is None:
+            return False
+        raw = ds.get_item(last_tag, keep_deferred=True)
+        tell, length = getattr(raw, "value_tell", None), getattr(raw, "length", None)
+        if tell is None or length is None or length == 0xFFFFFFFF:
+            return False
+        return int(tell) + int(length) > file_size
+    except Exception:
+        return False
 
 
 def _get_raw(ds: Dataset, tag: int) -> Any:
@@ -852,7 +1031,7 @@ def _read_raster(
                 notes.append("alpha channel dropped")
             img = _grey_from_rgb(img, full_scale, fmt.upper())
             photometric = "RGB (grey content)"
-            notes.append("colour-encoded image with identical channels, read as grey")
+            notes.append("colour image with grey content (channels agree), read as grey")
         else:
             raise ReadError("colour", f"{fmt.upper()} with {channels} channels is not a greyscale radiograph")
     pixels = img.astype(np.float32, copy=False) if img.dtype == np.float32 else img.astype(np.float32)

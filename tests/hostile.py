@@ -145,6 +145,21 @@ def grey_film(rows: int = 64, cols: int = 48, bits: int = 12, seed: int = 3) -> 
     return np.clip(img * top, 0, top).astype(np.uint16)
 
 
+def gdcm_abort_bytes() -> bytes:
+    """pydicom's SC_rgb_jpeg_gdcm.dcm (JPEG Lossless) with one byte changed.
+
+    python-gdcm 3.2 meets an uncaught C++ exception on it and aborts the whole Python
+    process (SIGABRT), so it tests that the reader isolates gdcm decoding.
+    """
+    import pydicom
+
+    src = Path(pydicom.__file__).parent / "data" / "test_files" / "SC_rgb_jpeg_gdcm.dcm"
+    data = bytearray(src.read_bytes())
+    assert data[1338] == 0xFF  # a marker byte inside the JPEG stream
+    data[1338] = 0x92
+    return bytes(data)
+
+
 def make_hostile_corpus(directory: str | Path) -> dict[str, str]:
     """Write hostile inputs into ``directory``; return {file name: expected ReadError kind}."""
     d = Path(directory)
@@ -209,6 +224,7 @@ def make_hostile_corpus(directory: str | Path) -> dict[str, str]:
     ok, photo = cv2.imencode(".png", colour_photo()[..., ::-1])  # cv2 writes BGR
     assert ok
     put("colour_photo.png", photo.tobytes(), "colour")
+    put("gdcm_abort.dcm", gdcm_abort_bytes(), "decode_failed")
     put("bomb.png", png_bomb_bytes(), "too_large")
     put("bomb.tiff", tiff_bomb_bytes(), "too_large")
     return expected
