@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.preprocess import normalise, plan_letterbox, resize_mask, to_film_grid, to_model_input
+from edge.preprocess import DEFAULT_SIZE, normalise, plan_letterbox, resize_mask, to_film_grid, to_model_input
 from edge.reader import read_film
 
 
@@ -32,7 +32,7 @@ def test_mask_round_trip_through_the_model_grid(demo_cohort):
     mask = cv2.imread(str(demo_cohort / "masks" / (img_path.stem + ".png")), cv2.IMREAD_UNCHANGED)
     film = read_film(img_path)
     x, box = to_model_input(film.pixels)
-    assert x.shape == (1, 1, 640, 256) and x.dtype == np.float32
+    assert x.shape == (1, 1, *DEFAULT_SIZE) and x.dtype == np.float32
     assert 0.0 <= x.min() and x.max() <= 1.0
     truth = (mask == 1)
     small = resize_mask(truth.astype(np.uint8), box).astype(np.float32)

@@ -52,5 +52,72 @@ def phantom(
         console.print(f"preview: {out / 'preview.png'}")
 
 
+@app.command()
+def train(
+    cohort: Path = typer.Argument(..., help="Cohort folder (dataset.json, cases.csv, images/, masks/)."),
+    run: Path = typer.Option(..., "--run", help="Folder for this run: checkpoints, log.csv, curves.png."),
+    arch: str = typer.Option("unetpp", "--arch", help="unet, unetpp or vnet."),
+    encoder: str = typer.Option(None, "--encoder", help="smp encoder for unet/unetpp (default mobilenet_v2)."),
+    classes: str = typer.Option("binary", "--classes", help="binary (thigh muscle) or multi (all five labels)."),
+    epochs: int = typer.Option(30, "--epochs", min=1),
+    batch: int = typer.Option(4, "--batch", min=1),
+    lr: float = typer.Option(1e-3, "--lr"),
+    seed: int = typer.Option(0, "--seed"),
+    max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (quick probes)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --run from its last checkpoint."),
+) -> None:
+    """Train U-Net, U-Net++ or V-Net on the thigh muscle label; best checkpoint by val Dice."""
+    from .models import ARCHS, DEFAULT_ENCODER
+    from .trainer import TrainConfig, train as run_training
+
+    if arch not in ARCHS or classes not in ("binary", "multi"):
+        console.print(f"[red]error:[/red] --arch must be one of {', '.join(ARCHS)}; --classes binary or multi")
+        raise typer.Exit(2)
+    cfg = TrainConfig(cohort=str(cohort), arch=arch, encoder=encoder or DEFAULT_ENCODER, classes=classes,
+                      epochs=epochs, batch=batch, lr=lr, seed=seed, max_steps=max_steps)
+    try:
+        summary = run_training(cfg, run, resume=resume, console=console)
+    except (FileExistsError, ValueError, FileNotFoundError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    console.print_json(data=summary)
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="A training run folder (best.pt)."),
+    data: Path = typer.Option(..., "--data", help="Cohort folder."),
+    split: str = typer.Option("test", "--split", help="train, val, test, or e.g. train+val."),
+) -> None:
+    """Per-case Dice, IoU and area error on each film's own grid; CSV, summary.json and summary.md."""
+    from .evaluate import evaluate_run
+
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
+        tid = bar.add_task(f"evaluate {split}", total=None)
+        try:
+            summary = evaluate_run(run, data, split, progress=lambda k, n: bar.update(tid, completed=k, total=n))
+        except (ValueError, FileNotFoundError) as e:
+            console.print(f"[red]error:[/red] {e}")
+            raise typer.Exit(2)
+    console.print((Path(run) / f"eval_{split}" / "summary.md").read_text())
+
+
+@app.command()
+def calibrate(
+    run: Path = typer.Argument(..., help="A training run folder (best.pt)."),
+    data: Path = typer.Option(..., "--data", help="Cohort folder with DEXA columns."),
+) -> None:
+    """Fit area (+ sex, height) -> DEXA SMI on train+val, report agreement on test next to the mask ceiling."""
+    from .calibrate import calibrate_run
+
+    try:
+        report = calibrate_run(run, data, console=console)
+    except (ValueError, FileNotFoundError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    console.print((Path(run) / "calibration.md").read_text())
+
+
 if __name__ == "__main__":
     app()

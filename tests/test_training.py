@@ -1,0 +1,140 @@
+"""Training side end to end on a tiny cohort (a few steps, no real training), and the metrics
+checked on inputs whose answer is known."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import run_cli
+from edge.measure import thigh_areas
+from edge.smi import SmiCalibration
+from train.augment import augment
+from train.calibrate import auc, bland_altman, fit, flag_metrics, pearson_ci
+from train.evaluate import dice_iou
+from train.models import ARCHS, build_model
+
+
+@pytest.fixture(scope="module")
+def tiny_cohort(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny") / "cohort"
+    res = run_cli("train.cli", "phantom", str(out), "--n", "24", "--seed", "4", "--spacing-mm", "2.0", "--no-preview")
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def test_dice_and_iou_of_known_masks():
+    a = np.zeros((10, 10), bool); a[:, :5] = True          # 50 px
+    b = np.zeros((10, 10), bool); b[:, 2:7] = True         # 50 px, 30 shared
+    d, j = dice_iou(a, b)
+    assert d == pytest.approx(0.6) and j == pytest.approx(30 / 70)
+    assert dice_iou(a, a) == (1.0, 1.0)
+    assert dice_iou(np.zeros((3, 3), bool), np.zeros((3, 3), bool)) == (1.0, 1.0)
+
+
+def test_pearson_bland_altman_and_auc_of_known_data():
+    x = np.arange(10, dtype=float)
+    r = pearson_ci(x, 2 * x + 1)
+    assert r["r"] == pytest.approx(1.0) and r["p"] < 1e-6
+    r = pearson_ci(np.array([1.0, 2, 3, 4, 5]), np.array([2.0, 1, 4, 3, 5]))
+    assert r["r"] == pytest.approx(0.8) and r["ci95"][0] < 0.8 < r["ci95"][1]
+    ba = bland_altman(np.array([2.0, 3, 4, 5]), np.array([1.0, 2, 3, 6]))
+    assert ba["bias"] == pytest.approx(0.5) and ba["sd"] == pytest.approx(1.0)
+    assert ba["loa"] == pytest.approx([0.5 - 1.96, 0.5 + 1.96])
+    assert auc(np.array([0.9, 0.8, 0.1, 0.2]), np.array([True, True, False, False])) == pytest.approx(1.0)
+    assert auc(np.array([0.5, 0.1, 0.9, 0.3]), np.array([True, True, False, False])) == pytest.approx(0.25)
+    fm = flag_metrics(np.array([5.0, 6.0, 6.5, 7.5]), np.array([5.2, 5.9, 6.8, 7.4]), ["F", "F", "M", "M"])
+    # AWGS: truth low = [T, F, T, F], flagged = [T, F, T, F]
+    assert fm["awgs2019"]["sensitivity"] == 1.0 and fm["awgs2019"]["specificity"] == 1.0
+
+
+def test_calibration_recovers_a_known_relation_and_its_interval():
+    rng = np.random.default_rng(0)
+    n = 400
+    area = rng.uniform(250, 500, n)
+    sex = list(rng.choice(["F", "M"], n))
+    h = rng.uniform(1.4, 1.8, n)
+    smi = 1.0 + 0.01 * area + 0.8 * (np.array(sex) == "M") + 0.5 * h + rng.normal(0, 0.3, n)
+    cal = fit("linear", area, sex, h, smi)
+    assert cal.coef[1] == pytest.approx(0.01, abs=0.001) and cal.residual_sd == pytest.approx(0.3, abs=0.03)
+    c2 = SmiCalibration.from_dict(json.loads(json.dumps(cal.__dict__)))
+    est, lo, hi = c2.predict(400.0, "F", 1.6)
+    assert est == pytest.approx(1.0 + 4.0 + 0.8, abs=0.1)
+    assert hi - lo == pytest.approx(2 * 1.966 * 0.3, rel=0.1)
+    # 95 % of new people fall inside their interval.
+    a2, s2, h2 = rng.uniform(250, 500, 2000), list(rng.choice(["F", "M"], 2000)), rng.uniform(1.4, 1.8, 2000)
+    y2 = 1.0 + 0.01 * a2 + 0.8 * (np.array(s2) == "M") + 0.5 * h2 + rng.normal(0, 0.3, 2000)
+    inside = [lo <= y <= hi for (_, lo, hi), y in zip((c2.predict(a, s, hh) for a, s, hh in zip(a2, s2, h2)), y2)]
+    assert 0.93 < np.mean(inside) < 0.97
+
+
+def test_thigh_areas_split_left_and_right():
+    m = np.zeros((100, 60), bool)
+    m[10:90, 5:25] = True     # image left = patient's right
+    m[10:90, 35:50] = True
+    a = thigh_areas(m, (0.5, 0.5))
+    assert a.sides_seen == 2 and a.unit == "cm2"
+    assert a.right == pytest.approx(80 * 20 * 0.0025) and a.left == pytest.approx(80 * 15 * 0.0025)
+    one = thigh_areas(m[:, :30], None)
+    assert one.sides_seen == 1 and one.unit == "px" and one.total == 1600 and one.right is None
+
+
+def test_augment_keeps_labels_aligned_with_the_image():
+    rng = np.random.default_rng(1)
+    x = np.zeros((128, 64), np.float32); y = np.zeros((128, 64), np.uint8)
+    x[30:90, 10:30] = 1.0; y[30:90, 10:30] = 1
+    for _ in range(20):
+        xa, ya = augment(x, y, rng)
+        assert xa.shape == x.shape and ya.dtype == np.uint8 and 0 <= xa.min() and xa.max() <= 1
+        assert set(np.unique(ya)) <= {0, 1}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_architecture_gives_full_resolution_logits(arch):
+    m = build_model(arch).eval()
+    with torch.no_grad():
+        out = m(torch.zeros(1, 1, 64, 32))
+    assert out.shape == (1, 1, 64, 32)
+
+
+def test_train_evaluate_calibrate_end_to_end(tiny_cohort: Path, tmp_path: Path):
+    runs = {}
+    for arch in ARCHS:
+        run = tmp_path / arch
+        res = run_cli("train.cli", "train", str(tiny_cohort), "--run", str(run), "--arch", arch,
+                      "--epochs", "1", "--max-steps", "2", "--batch", "2")
+        assert res.returncode == 0, res.stderr[-2000:]
+        for f in ("best.pt", "last.pt", "log.csv", "curves.png", "run.json", "train_summary.json"):
+            assert (run / f).exists(), (arch, f)
+        runs[arch] = run
+    # Resume continues, and a second plain start refuses to overwrite.
+    run = runs["unet"]
+    res = run_cli("train.cli", "train", str(tiny_cohort), "--run", str(run), "--arch", "unet", "--epochs", "2",
+                  "--max-steps", "4", "--batch", "2", "--resume")
+    assert res.returncode == 0, res.stderr[-2000:]
+    log = list(csv.DictReader(open(run / "log.csv")))
+    assert [int(r["step"]) for r in log] == [2, 4]
+    res = run_cli("train.cli", "train", str(tiny_cohort), "--run", str(run), "--arch", "unet")
+    assert res.returncode == 2 and "--resume" in res.stderr
+
+    res = run_cli("train.cli", "evaluate", str(run), "--data", str(tiny_cohort), "--split", "test")
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads((run / "eval_test" / "summary.json").read_text())
+    rows = list(csv.DictReader(open(run / "eval_test" / "cases.csv")))
+    assert summary["n"] == len(rows) > 0
+    assert summary["dice"]["mean"] == pytest.approx(np.mean([float(r["dice"]) for r in rows]), abs=1e-4)
+    truth = {r["case_id"]: float(r["thigh_muscle_area_cm2"]) for r in csv.DictReader(open(tiny_cohort / "cases.csv"))}
+    for r in rows:  # the evaluator's true area is the cohort's truth, measured on the native grid
+        assert float(r["area_true_cm2"]) == pytest.approx(truth[r["case_id"]], rel=1e-3)
+
+    res = run_cli("train.cli", "calibrate", str(run), "--data", str(tiny_cohort))
+    assert res.returncode == 0, res.stderr[-2000:]
+    cal = json.loads((run / "calibration.json").read_text())
+    assert cal["model"]["form"] in ("linear", "loglinear")
+    assert set(cal["ceiling"]["test"]) >= {"pearson", "bland_altman", "flags", "regression_est_on_dexa"}
+    SmiCalibration.from_dict(cal["calibration"]).predict(300.0, "F", 1.55)
+    assert (run / "bland_altman_model.png").exists() and (run / "calibration.md").exists()

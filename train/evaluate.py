@@ -1,0 +1,119 @@
+"""Per-case evaluation on the film's own grid, like nnU-Net's summary: Dice, IoU and area error.
+
+Any predictor works (torch model, OpenVINO FP32 or INT8): a callable that takes the (1, 1, H, W)
+model input and returns the thigh-muscle probability (H, W) on the model grid.
+"""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edge.measure import thigh_areas
+from edge.preprocess import DEFAULT_SIZE, to_film_grid, to_model_input
+from edge.reader import read_film
+
+from .data import Case, load_cases, read_mask
+
+Predictor = Callable[[np.ndarray], np.ndarray]
+
+
+def dice_iou(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Dice and IoU of two boolean masks; both empty counts as perfect agreement."""
+    pred, truth = pred.astype(bool), truth.astype(bool)
+    inter = int(np.count_nonzero(pred & truth))
+    a, b = int(np.count_nonzero(pred)), int(np.count_nonzero(truth))
+    if a + b == 0:
+        return 1.0, 1.0
+    return 2.0 * inter / (a + b), inter / (a + b - inter)
+
+
+def predict_mask(predictor: Predictor, pixels: np.ndarray, size: tuple[int, int] = DEFAULT_SIZE) -> np.ndarray:
+    x, box = to_model_input(pixels, size)
+    return to_film_grid(predictor(x), box) > 0.5
+
+
+def evaluate_cases(predictor: Predictor, cases: list[Case], size: tuple[int, int] = DEFAULT_SIZE,
+                   progress=None) -> list[dict]:
+    rows = []
+    for i, case in enumerate(cases):
+        film = read_film(case.image)
+        pred = predict_mask(predictor, film.pixels, size)
+        truth = read_mask(case) == 1
+        d, j = dice_iou(pred, truth)
+        ap = thigh_areas(pred, film.spacing_mm)
+        at = thigh_areas(truth, film.spacing_mm)
+        rows.append({
+            "case_id": case.case_id, "person_id": case.person_id, "split": case.split, "view": case.view,
+            "sex": case.sex or "", "height_m": case.height_m if case.height_m is not None else "",
+            "dexa_smi": case.dexa_smi if case.dexa_smi is not None else "",
+            "dice": round(d, 5), "iou": round(j, 5),
+            "area_true_cm2": round(at.total, 3), "area_pred_cm2": round(ap.total, 3),
+            "area_err_cm2": round(ap.total - at.total, 3),
+            "area_err_pct": round(100.0 * (ap.total - at.total) / at.total, 3) if at.total else "",
+            "right_pred_cm2": "" if ap.right is None else round(ap.right, 3),
+            "left_pred_cm2": "" if ap.left is None else round(ap.left, 3),
+            "sides_seen": ap.sides_seen, "unit": ap.unit,
+        })
+        if progress:
+            progress(i + 1, len(cases))
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict:
+    out: dict = {"n": len(rows)}
+    for k in ("dice", "iou", "area_err_cm2", "area_err_pct"):
+        v = np.array([float(r[k]) for r in rows if r[k] != ""], float)
+        if v.size:
+            out[k] = {"mean": round(float(v.mean()), 5), "sd": round(float(v.std(ddof=1)) if v.size > 1 else 0.0, 5),
+                      "median": round(float(np.median(v)), 5), "min": round(float(v.min()), 5), "max": round(float(v.max()), 5)}
+    v = np.array([abs(float(r["area_err_pct"])) for r in rows if r["area_err_pct"] != ""], float)
+    if v.size:
+        out["abs_area_err_pct"] = {"mean": round(float(v.mean()), 4), "median": round(float(np.median(v)), 4)}
+    return out
+
+
+def write_report(rows: list[dict], summary: dict, out: Path, title: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / "cases.csv.tmp"
+    with open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
+        w.writeheader()
+        w.writerows(rows)
+    tmp.replace(out / "cases.csv")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    lines = [f"# {title}", "", f"{summary['n']} films, metrics on each film's own pixel grid.", "",
+             "| metric | mean | SD | median | min | max |", "|---|---|---|---|---|---|"]
+    for k in ("dice", "iou", "area_err_cm2", "area_err_pct"):
+        if k in summary:
+            s = summary[k]
+            lines.append(f"| {k} | {s['mean']:.4f} | {s['sd']:.4f} | {s['median']:.4f} | {s['min']:.4f} | {s['max']:.4f} |")
+    (out / "summary.md").write_text("\n".join(lines) + "\n")
+
+
+def torch_predictor(model, classes: str) -> Predictor:
+    import torch
+
+    from .trainer import muscle_prob
+
+    @torch.no_grad()
+    def run(x: np.ndarray) -> np.ndarray:
+        return muscle_prob(model(torch.from_numpy(x)), classes)[0].numpy()
+
+    return run
+
+
+def evaluate_run(run: Path, cohort: Path, split: str = "test", progress=None) -> dict:
+    from .trainer import load_run
+
+    model, cfg = load_run(run)
+    cases = load_cases(cohort, split)
+    if not cases:
+        raise ValueError(f"no films in split {split!r} of {cohort}")
+    rows = evaluate_cases(torch_predictor(model, cfg.classes), cases, tuple(cfg.size), progress)
+    summary = {"run": str(run), "cohort": str(cohort), "split": split, "arch": cfg.arch, **summarise(rows)}
+    write_report(rows, summary, Path(run) / f"eval_{split}", f"{cfg.arch} on {Path(cohort).name}, split {split}")
+    return summary

@@ -1,0 +1,214 @@
+"""Training: Dice + BCE on the thigh-muscle label (or all labels), person-level splits from the
+cohort, augmentations, the best checkpoint by validation Dice, a CSV log and a PNG of the curves.
+Resumable (last.pt holds model, optimiser, schedule and random state) and seeded.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edge.preprocess import DEFAULT_SIZE, PERCENTILES
+
+from .augment import augment
+from .data import PREP_VERSION, cached_arrays, dataset_info, load_cases
+from .models import DEFAULT_ENCODER, build_model, count_params
+
+
+@dataclass
+class TrainConfig:
+    cohort: str
+    arch: str = "unetpp"
+    encoder: str = DEFAULT_ENCODER
+    classes: str = "binary"          # "binary": thigh muscle only; "multi": all five labels
+    size: tuple[int, int] = DEFAULT_SIZE
+    epochs: int = 30
+    batch: int = 4
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    max_steps: int | None = None     # stop early (tests, quick probes)
+    threads: int = 0                 # 0: torch's default
+    cache: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def n_out(self) -> int:
+        return 1 if self.classes == "binary" else 5
+
+
+def target(y: torch.Tensor, classes: str) -> torch.Tensor:
+    return (y == 1).float().unsqueeze(1) if classes == "binary" else y.long()
+
+
+def loss_fn(logits: torch.Tensor, y: torch.Tensor, classes: str) -> torch.Tensor:
+    """BCE + soft Dice (binary), or cross-entropy + soft Dice over the foreground labels."""
+    if classes == "binary":
+        t = target(y, classes)
+        p = torch.sigmoid(logits)
+        inter = (p * t).sum((1, 2, 3))
+        dice = 1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + t.sum((1, 2, 3)) + 1)
+        return F.binary_cross_entropy_with_logits(logits, t) + dice.mean()
+    t = y.long()
+    p = torch.softmax(logits, 1)
+    oh = F.one_hot(t, logits.shape[1]).permute(0, 3, 1, 2).float()
+    inter = (p * oh).sum((2, 3))[:, 1:]
+    den = (p + oh).sum((2, 3))[:, 1:]
+    return F.cross_entropy(logits, t) + (1 - (2 * inter + 1) / (den + 1)).mean()
+
+
+def muscle_prob(logits: torch.Tensor, classes: str) -> torch.Tensor:
+    """Probability of thigh muscle (label 1), (N, H, W)."""
+    return torch.sigmoid(logits[:, 0]) if classes == "binary" else torch.softmax(logits, 1)[:, 1]
+
+
+def dice_batch(prob: torch.Tensor, y: torch.Tensor) -> list[float]:
+    pred = prob > 0.5
+    t = y == 1
+    out = []
+    for a, b in zip(pred, t):
+        s = int(a.sum() + b.sum())
+        out.append(1.0 if s == 0 else 2.0 * int((a & b).sum()) / s)
+    return out
+
+
+def _curves_png(log_path: Path, png: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = list(csv.DictReader(open(log_path)))
+    if not rows:
+        return
+    ep = [int(r["epoch"]) for r in rows]
+    fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
+    ax[0].plot(ep, [float(r["train_loss"]) for r in rows])
+    ax[0].set_xlabel("epoch"); ax[0].set_ylabel("train loss (BCE + Dice)")
+    ax[1].plot(ep, [float(r["val_dice"]) for r in rows])
+    ax[1].set_xlabel("epoch"); ax[1].set_ylabel("val Dice (model grid)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+
+def _save(obj: dict, path: Path) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(obj, tmp)
+    tmp.replace(path)
+
+
+def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> dict:
+    """Train into `run`; returns the summary written to run/train_summary.json."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    run = Path(run)
+    run.mkdir(parents=True, exist_ok=True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    cohort = Path(cfg.cohort)
+    cache = Path(cfg.cache) if cfg.cache else cohort / ".cache" / f"prep{PREP_VERSION}_{cfg.size[0]}x{cfg.size[1]}"
+    tr_cases, va_cases = load_cases(cohort, "train"), load_cases(cohort, "val")
+    if not tr_cases or not va_cases:
+        raise ValueError(f"{cohort} needs films in both the train and the val split")
+    xtr, ytr = cached_arrays(tr_cases, cache, tuple(cfg.size))
+    xva, yva = cached_arrays(va_cases, cache, tuple(cfg.size))
+
+    torch.manual_seed(cfg.seed)
+    model = build_model(cfg.arch, cfg.encoder, cfg.n_out).to(memory_format=torch.channels_last)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    steps_per_epoch = int(np.ceil(len(tr_cases) / cfg.batch))
+    total_steps = cfg.epochs * steps_per_epoch
+    if cfg.max_steps:
+        total_steps = min(total_steps, cfg.max_steps)
+    # Warm-up then cosine, a pure function of the step: a resumed run may extend its epochs.
+    warm = max(int(0.05 * total_steps), 1)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, 0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * min(s / max(total_steps, 1), 1.0)))))
+    state = {"epoch": 0, "step": 0, "best_dice": -1.0, "best_epoch": -1, "seconds": 0.0}
+    rng = np.random.default_rng([cfg.seed, 17])
+    last = run / "last.pt"
+    if resume and last.exists():
+        ck = torch.load(last, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); sched.load_state_dict(ck["sched"])
+        state = ck["state"]
+        rng.bit_generator.state = ck["rng"]
+        torch.set_rng_state(ck["torch_rng"])
+    elif (run / "log.csv").exists():
+        raise FileExistsError(f"{run} already holds a run; pass --resume to continue it")
+    meta = {"config": asdict(cfg), "params": count_params(model), "preprocessing": {
+        "size": list(cfg.size), "normalise_percentiles": list(PERCENTILES), "letterbox": "aspect kept, zero pad, centred",
+        "version": PREP_VERSION}, "cohort": dataset_info(cohort), "labels": {"thigh_muscle": 1}}
+    (run / "run.json").write_text(json.dumps(meta, indent=2, default=str))
+    log = run / "log.csv"
+    if not log.exists():
+        log.write_text("epoch,step,train_loss,val_dice,lr,seconds\n")
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
+                  TextColumn("val Dice {task.fields[dice]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                  console=console, transient=False, disable=console is None) as bar:
+        tid = bar.add_task(f"{cfg.arch}", total=total_steps, completed=state["step"], loss=0.0, dice=max(state["best_dice"], 0))
+        while state["step"] < total_steps:
+            t0 = time.perf_counter()
+            model.train()
+            order = rng.permutation(len(tr_cases))
+            losses = []
+            for b0 in range(0, len(order), cfg.batch):
+                if state["step"] >= total_steps:
+                    break
+                idx = order[b0:b0 + cfg.batch]
+                pairs = [augment(xtr[i].astype(np.float32), ytr[i], rng) for i in idx]
+                xb = torch.from_numpy(np.stack([p[0] for p in pairs])[:, None]).to(memory_format=torch.channels_last)
+                yb = torch.from_numpy(np.stack([p[1] for p in pairs]))
+                loss = loss_fn(model(xb), yb, cfg.classes)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                state["step"] += 1
+                losses.append(float(loss.detach()))
+                bar.update(tid, completed=state["step"], loss=float(np.mean(losses[-20:])))
+            dice = validate(model, xva, yva, cfg.classes, cfg.batch)
+            state["epoch"] += 1
+            state["seconds"] += time.perf_counter() - t0
+            if dice > state["best_dice"]:
+                state["best_dice"], state["best_epoch"] = dice, state["epoch"]
+                _save({"model": model.state_dict(), "config": asdict(cfg), "epoch": state["epoch"], "val_dice": dice}, run / "best.pt")
+            with open(log, "a") as f:
+                f.write(f"{state['epoch']},{state['step']},{np.mean(losses) if losses else float('nan'):.5f},{dice:.5f},"
+                        f"{sched.get_last_lr()[0]:.6g},{state['seconds']:.1f}\n")
+            _save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "state": state,
+                   "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "config": asdict(cfg)}, last)
+            bar.update(tid, dice=state["best_dice"])
+    _curves_png(log, run / "curves.png")
+    summary = {"arch": cfg.arch, "encoder": cfg.encoder if cfg.arch != "vnet" else None, "params": count_params(model),
+               "epochs": state["epoch"], "steps": state["step"], "train_seconds": round(state["seconds"], 1),
+               "best_val_dice_model_grid": round(state["best_dice"], 5), "best_epoch": state["best_epoch"]}
+    (run / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+@torch.no_grad()
+def validate(model, xva: np.ndarray, yva: np.ndarray, classes: str, batch: int) -> float:
+    model.eval()
+    scores: list[float] = []
+    for b0 in range(0, len(xva), batch):
+        xb = torch.from_numpy(xva[b0:b0 + batch].astype(np.float32)[:, None]).to(memory_format=torch.channels_last)
+        prob = muscle_prob(model(xb), classes)
+        scores += dice_batch(prob, torch.from_numpy(yva[b0:b0 + batch]))
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def load_run(run: Path):
+    """The best model of a run, in eval mode, and its config."""
+    ck = torch.load(Path(run) / "best.pt", map_location="cpu", weights_only=False)
+    cfg = TrainConfig(**{k: (tuple(v) if k == "size" else v) for k, v in ck["config"].items()})
+    model = build_model(cfg.arch, cfg.encoder, cfg.n_out)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return model, cfg
