@@ -74,16 +74,151 @@ def inspect(
     out.print(t)
 
 
+def _screener(model: Path | None, device: str):
+    from .bundle import BundleError
+    from .screen import Screener
+
+    try:
+        return Screener(model, device)
+    except BundleError as e:
+        err.print(f"error: model bundle: {e}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_MODEL)
+    except Exception as e:  # OpenVINO could not compile: a model or device problem, one line
+        err.print(f"error: model could not be loaded on {device}: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
+                  markup=False, highlight=False)
+        raise typer.Exit(EXIT_MODEL)
+
+
+def _options(sex, height_cm, criteria, grip_kg, gait_speed, spacing_mm):
+    from .criteria import CRITERIA
+    from .screen import Options
+
+    if sex is not None and sex.upper() not in ("F", "M"):
+        err.print("error: --sex must be F or M")
+        raise typer.Exit(2)
+    if criteria not in CRITERIA:
+        err.print(f"error: --criteria must be one of {', '.join(CRITERIA)}")
+        raise typer.Exit(2)
+    return Options(sex=sex.upper() if sex else None, height_cm=height_cm, criteria=criteria, grip_kg=grip_kg,
+                   gait_mps=gait_speed, spacing_mm=spacing_mm)
+
+
+SEX = typer.Option(None, "--sex", help="F or M (default: DICOM PatientSex).")
+HEIGHT = typer.Option(None, "--height-cm", min=50, max=250, help="Height in cm (default: DICOM PatientSize).")
+CRIT = typer.Option("awgs2019", "--criteria", help="awgs2019 or ewgsop2.")
+GRIP = typer.Option(None, "--grip-kg", min=0, help="Grip strength, kg.")
+GAIT = typer.Option(None, "--gait-speed", min=0, help="Usual gait speed, m/s.")
+SPACING = typer.Option(None, "--spacing-mm", min=0.01, max=10, help="Pixel spacing when the file has none, mm.")
+MODEL = typer.Option(None, "--model", help="Model bundle folder (default: the shipped bundle).")
+DEVICE = typer.Option("CPU", "--device", help="CPU, GPU, NPU or AUTO.")
+
+
+def _human(rep: dict, name: str) -> None:
+    t = Table(title=f"sarco-edge screen: {name}", show_header=False)
+    area = rep["thigh_muscle_area_cm2"]
+    t.add_row("thigh muscle area", f"{area:.1f} cm2" if area is not None else f"{rep['thigh_muscle_area_px']} px (no spacing)")
+    if rep["right_cm2"] is not None:
+        t.add_row("  right / left", f"{rep['right_cm2']:.1f} / {rep['left_cm2']:.1f} cm2")
+    if rep["smi_estimate"] is not None:
+        lo, hi = rep["smi_interval_95"]
+        t.add_row("SMI estimate", f"{rep['smi_estimate']:.2f} kg/m2 (95% interval {lo:.2f} to {hi:.2f}; {rep['smi_basis']})")
+    t.add_row("criteria", f"{rep['criteria']}, cut-off {rep['cutoff']}" if rep["cutoff"] else rep["criteria"])
+    t.add_row("flag", rep["flag"] + ("" if not rep["reasons"] else ": " + "; ".join(rep["reasons"])))
+    if "category" in rep:
+        t.add_row("category", rep["category"])
+    t.add_row("sex", f"{rep['sex'] or '-'} ({rep['sex_source'] or 'unknown'})")
+    t.add_row("height", f"{rep['height_m']:.3f} m ({rep['height_source']})" if rep["height_m"] else "-")
+    t.add_row("pixel spacing", f"{rep['pixel_spacing_mm']} mm ({rep['pixel_spacing_source']})")
+    t.add_row("quality", ", ".join(f"{k} {v}" for k, v in rep["quality"].items()))
+    m = rep["model"]
+    t.add_row("model", f"{m['name']} {m['version']} {m['architecture']} {m['precision']} on {m['device']}")
+    out.print(t)
+    out.print(rep["note"])
+
+
 @app.command()
-def info() -> None:
-    """The installed version and the OpenVINO devices found on this machine."""
+def screen(
+    image: Path = typer.Argument(..., help="DICOM (.dcm or no extension), PNG, JPEG or TIFF."),
+    sex: str = SEX, height_cm: float = HEIGHT, criteria: str = CRIT, grip_kg: float = GRIP, gait_speed: float = GAIT,
+    spacing_mm: float = SPACING, model: Path = MODEL, device: str = DEVICE,
+    overlay: Path = typer.Option(None, "--overlay", help="Write a PNG of the measured muscle over the film."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Screen one long-leg film: thigh muscle area, SMI estimate with its 95% interval, and a flag."""
+    from .reader import read_film
+    from .screen import write_overlay
+
+    opts = _options(sex, height_cm, criteria, grip_kg, gait_speed, spacing_mm)
+    try:
+        film = read_film(image, spacing_mm=spacing_mm)
+    except ReadError as e:
+        err.print(f"error: {image.name}: {e}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    scr = _screener(model, device)
+    res = scr.screen(image, opts, film)
+    if overlay:
+        write_overlay(overlay, res.film, res.mask, res.report)
+    if as_json:
+        print(json.dumps(res.report))
+    else:
+        _human(res.report, image.name)
+
+
+@app.command()
+def batch(
+    folder: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder to screen, recursively."),
+    out_csv: Path = typer.Option(..., "--out", help="CSV to write, one row per file (errors included)."),
+    overlays: Path = typer.Option(None, "--overlays", help="Folder for overlay PNGs."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted batch: skip files already in the CSV."),
+    sex: str = SEX, height_cm: float = HEIGHT, criteria: str = CRIT, spacing_mm: float = SPACING,
+    model: Path = MODEL, device: str = DEVICE,
+) -> None:
+    """Screen every image under a folder into one CSV, with a progress bar and a summary."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:.1f} films/s" if task.speed else "- films/s")
+
+    from .batch import run_batch
+
+    opts = _options(sex, height_cm, criteria, None, None, spacing_mm)
+    if out_csv.exists() and not resume:
+        err.print(f"error: {out_csv.name} exists; pass --resume to continue it or choose another --out", markup=False)
+        raise typer.Exit(2)
+    scr = _screener(model, device)
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), Rate(),
+                  TimeRemainingColumn(), console=err) as bar:
+        tid = bar.add_task("screening", total=None)
+        counts = run_batch(folder, out_csv, opts, scr, overlays, resume,
+                           progress=lambda k, n: bar.update(tid, completed=k, total=n))
+    t = Table(title="batch summary", show_header=False)
+    for k, v in counts.items():
+        t.add_row(k.replace("_", " "), str(v))
+    err.print(t)
+
+
+@app.command()
+def info(model: Path = MODEL) -> None:
+    """The model bundle (its card, checksums verified) and the OpenVINO devices found."""
     import openvino as ov
+
+    from .bundle import BundleError, load_bundle
 
     core = ov.Core()
     out.print(f"sarco-edge {__version__}, OpenVINO {ov.get_version()}")
-    for dev in core.available_devices:
+    devices = core.available_devices
+    for dev in devices:
         out.print(f"device {dev}: {core.get_property(dev, 'FULL_DEVICE_NAME')}")
-    out.print("model bundle: none shipped yet (see README, 'Status').")
+    out.print(f"device used by default: CPU (AUTO would pick {devices[0] if devices else 'none'})")
+    try:
+        b = load_bundle(model)
+    except BundleError as e:
+        err.print(f"error: model bundle: {e}", markup=False, highlight=False)
+        raise typer.Exit(EXIT_MODEL)
+    out.print(f"model bundle {b.root}: checksums verified ({len(b.manifest['sha256'])} files)")
+    out.print((b.root / b.manifest["files"]["card"]).read_text())
 
 
 if __name__ == "__main__":

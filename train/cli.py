@@ -119,5 +119,42 @@ def calibrate(
     console.print((Path(run) / "calibration.md").read_text())
 
 
+@app.command()
+def export(
+    run: Path = typer.Argument(..., help="A training run folder (best.pt)."),
+    out: Path = typer.Option(..., "--out", help="Folder for model_fp32.xml / model_fp16.xml."),
+    data: Path = typer.Option(..., "--data", help="Cohort whose films check the IR against torch."),
+) -> None:
+    """OpenVINO IR (FP32 and FP16-compressed), static input shape, checked against torch."""
+    from quantize.export import ExportMismatch, export_run
+
+    try:
+        check = export_run(run, data, out)
+    except ExportMismatch as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(1)
+    console.print_json(data=check)
+
+
+@app.command()
+def quantize(
+    run: Path = typer.Argument(..., help="A training run folder (best.pt, calibration.json)."),
+    data: Path = typer.Option(..., "--data", help="Cohort: train split calibrates, val split checks."),
+    out: Path = typer.Option(..., "--out", help="Bundle folder to write, e.g. models/default."),
+    max_drop: float = typer.Option(0.003, "--max-drop", help="Largest accepted val Dice drop, FP32 -> INT8."),
+    calib_films: int = typer.Option(300, "--calib-films", min=1),
+    version: str = typer.Option("0.1.0", "--version"),
+) -> None:
+    """NNCF INT8 under an accuracy check; writes the model bundle only if the check passes."""
+    from quantize.int8 import QuantizeRefused, quantize_run
+
+    try:
+        metrics = quantize_run(run, data, out, max_drop, calib_films, version=version, log=console.print)
+    except QuantizeRefused as e:
+        console.print(f"[red]refused:[/red] {e}")
+        raise typer.Exit(1)
+    console.print_json(data=metrics)
+
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,85 @@
+"""The model bundle: OpenVINO IR + manifest.json (+ model card), checked before use.
+
+Every file the manifest lists is verified against its sha256 at load: a changed or corrupted
+file is refused, never silently run. Compilation goes through OpenVINO's model cache so the
+second start is fast.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+MANIFEST = "manifest.json"
+DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "models" / "default"
+
+
+class BundleError(Exception):
+    """The model bundle is missing, incomplete or altered. str(e) is one line."""
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    root: Path
+    manifest: dict
+
+    @property
+    def xml(self) -> Path:
+        return self.root / self.manifest["files"]["model_xml"]
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        h, w = self.manifest["input"]["size"]
+        return int(h), int(w)
+
+
+def load_bundle(root: Path | None = None) -> Bundle:
+    """Read and verify a bundle (sha256 of every listed file)."""
+    root = Path(root) if root else Path(os.environ.get("SARCO_EDGE_MODEL", DEFAULT_BUNDLE))
+    mf = root / MANIFEST
+    if not mf.is_file():
+        raise BundleError(f"no model bundle at {root} (manifest.json missing)")
+    try:
+        manifest = json.loads(mf.read_text())
+        files = manifest["files"]
+        digests = manifest["sha256"]
+    except (ValueError, KeyError) as e:
+        raise BundleError(f"manifest.json in {root} is not a valid bundle manifest ({e})") from None
+    for name in set(files.values()):
+        p = root / name
+        if not p.is_file():
+            raise BundleError(f"model bundle file missing: {name}")
+        if sha256(p) != digests.get(name):
+            raise BundleError(f"model bundle file {name} does not match its sha256 in manifest.json: refusing to run it")
+    return Bundle(root=root, manifest=manifest)
+
+
+def compile_bundle(bundle: Bundle, device: str = "CPU", cache_dir: Path | None = None):
+    """Compile for `device`; FP32 IRs run in f32 (this CPU would otherwise pick bf16)."""
+    import openvino as ov
+
+    core = ov.Core()
+    if cache_dir:
+        core.set_property({"CACHE_DIR": str(cache_dir)})
+    cfg = {}
+    if device in ("CPU", "AUTO") or device.startswith("CPU"):
+        cfg["INFERENCE_PRECISION_HINT"] = "f32"
+    return core.compile_model(str(bundle.xml), device, cfg)
+
+
+def muscle_probability(compiled, x: np.ndarray) -> np.ndarray:
+    """Run the compiled model on a (1, 1, H, W) input; thigh-muscle probability (H, W)."""
+    logits = compiled(x)[compiled.output(0)]
+    return (1.0 / (1.0 + np.exp(-logits[0, 0]))).astype(np.float32)

@@ -1,0 +1,167 @@
+"""Screen one film: read -> preprocess -> infer -> measure -> SMI estimate -> criteria -> report.
+
+The plain OpenVINO flow. Quality checks come before any flag: a film that is not a long-leg
+film, a segmentation the model is unsure of, an implausible area, or missing spacing, sex or
+height make the result `not_assessable` with its reasons, never a wrong flag.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .bundle import Bundle, compile_bundle, load_bundle, muscle_probability
+from .criteria import CRITERIA, category, mass_flag
+from .measure import thigh_areas
+from .preprocess import to_film_grid, to_model_input
+from .reader import Film, read_film
+from .smi import SmiCalibration
+
+DISCLAIMER = "Screening result on a synthetic-trained model, not a diagnosis: confirm with DEXA and clinical assessment."
+NOT_LEG_PARTS = {"CHEST", "ABDOMEN", "HEAD", "SKULL", "HAND", "WRIST", "ELBOW", "SHOULDER", "ARM", "CSPINE",
+                 "TSPINE", "LSPINE", "SPINE", "BREAST", "NECK", "FOOT", "ANKLE", "PELVIS"}
+MIN_ASPECT = 1.6             # long-leg films are tall: rows / columns
+MIN_FILM_HEIGHT_CM = 60.0
+THIGH_AREA_CM2 = (60.0, 600.0)   # one thigh, between gluteal fold and condyles
+MIN_CONFIDENCE = 0.85
+DEFAULT_CACHE = Path(os.environ.get("SARCO_EDGE_CACHE", Path.home() / ".cache" / "sarco-edge" / "ov"))
+
+
+@dataclass(frozen=True)
+class Options:
+    sex: str | None = None
+    height_cm: float | None = None
+    criteria: str = "awgs2019"
+    grip_kg: float | None = None
+    gait_mps: float | None = None
+    spacing_mm: float | None = None
+
+
+@dataclass
+class Result:
+    report: dict
+    film: Film
+    mask: np.ndarray
+
+
+class Screener:
+    """Loads and verifies the bundle once, compiles once (with the model cache), screens many films."""
+
+    def __init__(self, model_dir: Path | None = None, device: str = "CPU", cache_dir: Path | None = DEFAULT_CACHE) -> None:
+        self.bundle: Bundle = load_bundle(model_dir)
+        if cache_dir:
+            Path(cache_dir).mkdir(parents=True, exist_ok=True)
+        self.compiled = compile_bundle(self.bundle, device, cache_dir)
+        cal = self.bundle.manifest.get("smi_calibration")
+        self.calibration = SmiCalibration.from_dict(cal) if cal else None
+        m = self.bundle.manifest
+        self.model_info = {"name": m["name"], "version": m["version"], "architecture": m["architecture"],
+                           "precision": m["precision"], "sha256": m["sha256"]["model.bin"], "device": device}
+
+    def segment(self, film: Film) -> tuple[np.ndarray, float]:
+        """Thigh-muscle mask on the film's grid and the model's confidence in it."""
+        x, box = to_model_input(film.pixels, self.bundle.input_size)
+        prob = muscle_probability(self.compiled, x)
+        # Confidence: how decided the model is wherever it sees any muscle (1 = all 0 or 1).
+        near = prob > 0.1
+        confidence = float(np.mean(np.abs(2 * prob[near] - 1))) if np.any(prob > 0.5) else 0.0
+        return to_film_grid(prob, box) > 0.5, confidence
+
+    def screen(self, path: Path, opts: Options, film: Film | None = None) -> Result:
+        film = film or read_film(path, spacing_mm=opts.spacing_mm)
+        mask, confidence = self.segment(film)
+        return Result(self.report(film, mask, confidence, opts), film, mask)
+
+    def report(self, film: Film, mask: np.ndarray, confidence: float, opts: Options) -> dict:
+        crit = CRITERIA[opts.criteria]
+        sex, sex_src = (opts.sex, "option") if opts.sex else ((film.sex, "DICOM PatientSex") if film.sex else (None, None))
+        if opts.height_cm:
+            height, h_src = opts.height_cm / 100.0, "option"
+        elif film.height_m:
+            height, h_src = film.height_m, f"DICOM {film.height_source}"
+        else:
+            height, h_src = None, None
+        areas = thigh_areas(mask, film.spacing_mm)
+        reasons: list[str] = []
+        rows, cols = film.pixels.shape
+        part = (film.body_part or "").upper().replace(" ", "")
+        tall_enough = film.spacing_mm is None or rows * film.spacing_mm[0] / 10 >= MIN_FILM_HEIGHT_CM
+        if part in NOT_LEG_PARTS or rows / cols < MIN_ASPECT or not tall_enough:
+            reasons.append("image is not a long-leg (lower-extremity) film")
+        quality = {"segmentation_confidence": round(confidence, 4), "sides_seen": areas.sides_seen,
+                   "aspect_ratio": round(rows / cols, 3)}
+        if not reasons:
+            if areas.sides_seen == 0 or confidence < MIN_CONFIDENCE:
+                reasons.append("segmentation failed quality checks (low confidence or no thigh muscle found)")
+            elif areas.unit == "cm2":
+                per_side = [a for a in (areas.right, areas.left) if a is not None] or [areas.total]
+                plausible = all(THIGH_AREA_CM2[0] <= a <= THIGH_AREA_CM2[1] for a in per_side)
+                quality["area_plausible"] = plausible
+                if not plausible:
+                    reasons.append("segmentation failed quality checks (thigh muscle area implausible)")
+        if film.spacing_mm is None:
+            reasons.append("no pixel spacing (give --spacing-mm): area in pixels only")
+        if sex not in ("F", "M"):
+            reasons.append("no sex (give --sex F|M)")
+        if not height:
+            reasons.append("no height (give --height-cm)")
+        one_side = areas.sides_seen == 1
+        rep: dict = {
+            "thigh_muscle_area_cm2": round(areas.total, 2) if areas.unit == "cm2" else None,
+            "thigh_muscle_area_px": int(np.count_nonzero(mask)),
+            "left_cm2": round(areas.left, 2) if areas.left is not None and areas.unit == "cm2" else None,
+            "right_cm2": round(areas.right, 2) if areas.right is not None and areas.unit == "cm2" else None,
+            "sides_seen": areas.sides_seen,
+            "smi_estimate": None, "smi_interval_95": None,
+            "criteria": opts.criteria, "cutoff": crit.smi.get(sex) if sex in ("F", "M") else None,
+            "flag": None, "reasons": reasons,
+            "sex": sex, "sex_source": sex_src, "height_m": height, "height_source": h_src,
+            "pixel_spacing_mm": list(film.spacing_mm) if film.spacing_mm else None,
+            "pixel_spacing_source": film.spacing_source,
+            "quality": quality, "model": self.model_info, "note": DISCLAIMER,
+        }
+        if reasons or self.calibration is None:
+            if self.calibration is None and not reasons:
+                reasons.append("model bundle carries no SMI calibration")
+            rep["flag"] = "not_assessable"
+            return rep
+        # One thigh seen (common after hip surgery): the estimate rests on that side, doubled.
+        area_for_smi = areas.total * 2 if one_side else areas.total
+        est, lo, hi = self.calibration.predict(area_for_smi, sex, height)
+        rep["smi_estimate"] = round(est, 2)
+        rep["smi_interval_95"] = [round(lo, 2), round(hi, 2)]
+        rep["smi_basis"] = "one thigh, doubled (the other is not on the film)" if one_side else "both thighs"
+        rep["flag"] = mass_flag(lo, hi, crit.smi[sex])
+        if opts.grip_kg is not None or opts.gait_mps is not None:
+            rep.update(category(crit, sex, rep["flag"], opts.grip_kg, opts.gait_mps))
+        return rep
+
+
+def write_overlay(path: Path, film: Film, mask: np.ndarray, report: dict, max_height: int = 1600) -> None:
+    """Film with the measured muscle in red and the numbers, written atomically."""
+    img = (np.clip(film.pixels, 0, 1) * 255).astype(np.uint8)
+    scale = min(1.0, max_height / img.shape[0])
+    size = (max(int(img.shape[1] * scale), 1), max(int(img.shape[0] * scale), 1))
+    img = cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+    m = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    bgr = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    red = bgr.copy()
+    red[m] = (0.5 * red[m] + 0.5 * np.array([40, 40, 255])).astype(np.uint8)
+    cnts, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(red, cnts, -1, (0, 0, 255), 1)
+    area = report["thigh_muscle_area_cm2"]
+    lines = [f"thigh muscle {area:.1f} cm2" if area is not None else f"thigh muscle {report['thigh_muscle_area_px']} px",
+             f"SMI {report['smi_estimate']} [{', '.join(map(str, report['smi_interval_95']))}]" if report["smi_estimate"] else "SMI -",
+             f"{report['criteria']}: {report['flag']}", "screening only, not a diagnosis"]
+    for i, t in enumerate(lines):
+        cv2.putText(red, t, (8, 22 + 22 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
+        cv2.putText(red, t, (8, 22 + 22 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 0), 1, cv2.LINE_AA)
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    if not cv2.imwrite(str(tmp), red):
+        raise OSError(f"could not write overlay {path.name}")
+    os.replace(tmp, path)
+
