@@ -6,6 +6,7 @@ Exit codes (documented in README): 0 ok, 2 usage error, 3 the input could not be
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import typer
@@ -22,6 +23,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="sarco-edge: offline thigh-muscle screening on long-leg radiographs. A screening aid, not a diagnosis.")
 out = Console()
 err = Console(stderr=True)
+
+
+def fail(message: str, code: int) -> typer.Exit:
+    """One plain line on stderr (no wrapping, no markup), and the exit code to raise."""
+    print(f"error: {message}", file=sys.stderr, flush=True)
+    return typer.Exit(code)
 
 
 @app.callback()
@@ -62,8 +69,7 @@ def inspect(
     try:
         info = film_summary(image, spacing_mm)
     except ReadError as e:
-        err.print(f"error: {image.name}: {e}", markup=False, highlight=False)
-        raise typer.Exit(EXIT_BAD_INPUT)
+        raise fail(f"{image.name}: {e}", EXIT_BAD_INPUT)
     if as_json:
         print(json.dumps(info))
         return
@@ -81,12 +87,10 @@ def _screener(model: Path | None, device: str):
     try:
         return Screener(model, device)
     except BundleError as e:
-        err.print(f"error: model bundle: {e}", markup=False, highlight=False)
-        raise typer.Exit(EXIT_MODEL)
+        raise fail(f"model bundle: {e}", EXIT_MODEL)
     except Exception as e:  # OpenVINO could not compile: a model or device problem, one line
-        err.print(f"error: model could not be loaded on {device}: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
-                  markup=False, highlight=False)
-        raise typer.Exit(EXIT_MODEL)
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise fail(f"model could not be loaded on {device}: {first}", EXIT_MODEL)
 
 
 def _options(sex, height_cm, criteria, grip_kg, gait_speed, spacing_mm):
@@ -94,11 +98,9 @@ def _options(sex, height_cm, criteria, grip_kg, gait_speed, spacing_mm):
     from .screen import Options
 
     if sex is not None and sex.upper() not in ("F", "M"):
-        err.print("error: --sex must be F or M")
-        raise typer.Exit(2)
+        raise fail("--sex must be F or M", 2)
     if criteria not in CRITERIA:
-        err.print(f"error: --criteria must be one of {', '.join(CRITERIA)}")
-        raise typer.Exit(2)
+        raise fail(f"--criteria must be one of {', '.join(CRITERIA)}", 2)
     return Options(sex=sex.upper() if sex else None, height_cm=height_cm, criteria=criteria, grip_kg=grip_kg,
                    gait_mps=gait_speed, spacing_mm=spacing_mm)
 
@@ -152,8 +154,7 @@ def screen(
     try:
         film = read_film(image, spacing_mm=spacing_mm)
     except ReadError as e:
-        err.print(f"error: {image.name}: {e}", markup=False, highlight=False)
-        raise typer.Exit(EXIT_BAD_INPUT)
+        raise fail(f"{image.name}: {e}", EXIT_BAD_INPUT)
     scr = _screener(model, device)
     res = scr.screen(image, opts, film)
     if overlay:
@@ -185,8 +186,7 @@ def batch(
 
     opts = _options(sex, height_cm, criteria, None, None, spacing_mm)
     if out_csv.exists() and not resume:
-        err.print(f"error: {out_csv.name} exists; pass --resume to continue it or choose another --out", markup=False)
-        raise typer.Exit(2)
+        raise fail(f"{out_csv.name} exists; pass --resume to continue it or choose another --out", 2)
     scr = _screener(model, device)
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), Rate(),
                   TimeRemainingColumn(), console=err) as bar:
@@ -215,8 +215,7 @@ def info(model: Path = MODEL) -> None:
     try:
         b = load_bundle(model)
     except BundleError as e:
-        err.print(f"error: model bundle: {e}", markup=False, highlight=False)
-        raise typer.Exit(EXIT_MODEL)
+        raise fail(f"model bundle: {e}", EXIT_MODEL)
     out.print(f"model bundle {b.root}: checksums verified ({len(b.manifest['sha256'])} files)")
     out.print((b.root / b.manifest["files"]["card"]).read_text())
 

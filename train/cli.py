@@ -1,6 +1,7 @@
 """`sarco`: the training-side command line (cohort generation now; training, evaluation, export later)."""
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -9,6 +10,12 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="sarco-edge training side.")
 console = Console(stderr=True)
+
+
+def fail(message: str, code: int, label: str = "error") -> typer.Exit:
+    """One plain line on stderr (rich would wrap it), and the exit code to raise."""
+    print(f"{label}: {message}", file=sys.stderr, flush=True)
+    return typer.Exit(code)
 
 
 @app.callback()
@@ -30,8 +37,7 @@ def phantom(
     from .phantom.cohort import COMPRESSION, generate
 
     if compress != "none" and compress not in COMPRESSION:
-        console.print(f"[red]error:[/red] --compress must be none, rle or j2k, not {compress!r}")
-        raise typer.Exit(2)
+        raise fail(f"--compress must be none, rle or j2k, not {compress!r}", 2)
     with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
         tid = bar.add_task("films", total=n)
@@ -39,8 +45,7 @@ def phantom(
             info = generate(out, n, seed, spacing_mm, workers, preview,
                             progress=lambda k, _: bar.update(tid, completed=k), compress=compress)
         except FileExistsError as e:
-            console.print(f"[red]error:[/red] {e}")
-            raise typer.Exit(2)
+            raise fail(f"{e}", 2)
     c = info["ceiling"]
     console.print(f"wrote {info['n_films']} films of {info['n_people']} people to {out} "
                   f"(splits {info['splits']})")
@@ -71,21 +76,19 @@ def train(
     from .trainer import TrainConfig, train as run_training
 
     if arch not in ARCHS or classes not in ("binary", "multi"):
-        console.print(f"[red]error:[/red] --arch must be one of {', '.join(ARCHS)}; --classes binary or multi")
-        raise typer.Exit(2)
+        raise fail(f"--arch must be one of {', '.join(ARCHS)}; --classes binary or multi", 2)
     cfg = TrainConfig(cohort=str(cohort), arch=arch, encoder=encoder or DEFAULT_ENCODER, classes=classes,
                       epochs=epochs, batch=batch, lr=lr, seed=seed, max_steps=max_steps)
     try:
         summary = run_training(cfg, run, resume=resume, console=console)
     except (FileExistsError, ValueError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
+        raise fail(f"{e}", 2)
     console.print_json(data=summary)
 
 
 @app.command()
 def evaluate(
-    run: Path = typer.Argument(..., help="A training run folder (best.pt)."),
+    run: Path = typer.Argument(..., help="A training run folder (best.pt) or a model bundle (manifest.json)."),
     data: Path = typer.Option(..., "--data", help="Cohort folder."),
     split: str = typer.Option("test", "--split", help="train, val, test, or e.g. train+val."),
 ) -> None:
@@ -98,9 +101,8 @@ def evaluate(
         try:
             summary = evaluate_run(run, data, split, progress=lambda k, n: bar.update(tid, completed=k, total=n))
         except (ValueError, FileNotFoundError) as e:
-            console.print(f"[red]error:[/red] {e}")
-            raise typer.Exit(2)
-    console.print((Path(run) / f"eval_{split}" / "summary.md").read_text())
+            raise fail(f"{e}", 2)
+    console.print_json(data={k: summary[k] for k in ("n", "dice", "iou", "abs_area_err_pct") if k in summary})
 
 
 @app.command()
@@ -114,8 +116,7 @@ def calibrate(
     try:
         report = calibrate_run(run, data, console=console)
     except (ValueError, FileNotFoundError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
+        raise fail(f"{e}", 2)
     console.print((Path(run) / "calibration.md").read_text())
 
 
@@ -131,8 +132,7 @@ def export(
     try:
         check = export_run(run, data, out)
     except ExportMismatch as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(1)
+        raise fail(f"{e}", 1)
     console.print_json(data=check)
 
 
@@ -151,8 +151,7 @@ def quantize(
     try:
         metrics = quantize_run(run, data, out, max_drop, calib_films, version=version, log=console.print)
     except QuantizeRefused as e:
-        console.print(f"[red]refused:[/red] {e}")
-        raise typer.Exit(1)
+        raise fail(f"{e}", 1, "refused")
     console.print_json(data=metrics)
 
 

@@ -106,14 +106,31 @@ def torch_predictor(model, classes: str) -> Predictor:
     return run
 
 
-def evaluate_run(run: Path, cohort: Path, split: str = "test", progress=None) -> dict:
-    from .trainer import load_run
+def bundle_predictor(bundle_dir: Path) -> tuple[Predictor, tuple[int, int], str]:
+    """The clinic's own OpenVINO model (checksums verified), as a predictor."""
+    from edge.bundle import compile_bundle, load_bundle, muscle_probability
 
-    model, cfg = load_run(run)
+    b = load_bundle(bundle_dir)
+    compiled = compile_bundle(b)
+    return (lambda x: muscle_probability(compiled, x)), b.input_size, f"{b.manifest['architecture']} {b.manifest['precision']}"
+
+
+def evaluate_run(run: Path, cohort: Path, split: str = "test", progress=None) -> dict:
+    """Evaluate a training run (best.pt) or a model bundle (manifest.json) on a cohort split."""
+    run = Path(run)
     cases = load_cases(cohort, split)
     if not cases:
         raise ValueError(f"no films in split {split!r} of {cohort}")
-    rows = evaluate_cases(torch_predictor(model, cfg.classes), cases, tuple(cfg.size), progress)
-    summary = {"run": str(run), "cohort": str(cohort), "split": split, "arch": cfg.arch, **summarise(rows)}
-    write_report(rows, summary, Path(run) / f"eval_{split}", f"{cfg.arch} on {Path(cohort).name}, split {split}")
+    if (run / "manifest.json").exists():
+        predictor, size, what = bundle_predictor(run)
+        out = Path.cwd() / f"eval_{run.name}_{Path(cohort).name}_{split}"
+    else:
+        from .trainer import load_run
+
+        model, cfg = load_run(run)
+        predictor, size, what = torch_predictor(model, cfg.classes), tuple(cfg.size), cfg.arch
+        out = run / f"eval_{split}"
+    rows = evaluate_cases(predictor, cases, size, progress)
+    summary = {"run": str(run), "cohort": str(cohort), "split": split, "arch": what, **summarise(rows)}
+    write_report(rows, summary, out, f"{what} on {Path(cohort).name}, split {split}")
     return summary

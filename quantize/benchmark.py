@@ -1,0 +1,184 @@
+"""Side-by-side benchmark on the same test films: torch eager FP32, ONNX Runtime FP32, OpenVINO
+FP32 (f32), OpenVINO FP16-compressed IR, OpenVINO with the bf16 hint, and the OpenVINO INT8 bundle.
+
+Each backend runs in its own fresh process, so peak RSS is that backend's own. Latency is the
+model call on a preprocessed input, batch 1, median over the films; throughput uses OpenVINO's
+THROUGHPUT hint with an AsyncInferQueue (torch and ORT: back-to-back calls). Dice is measured
+on each film's own grid, against the truth mask and against torch FP32.
+
+    python -m quantize.benchmark RUN --bundle models/default --data COHORT [--films 20] [--out FILE]
+"""
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import typer
+
+BACKENDS = ["torch_fp32", "onnxruntime_fp32", "openvino_fp32", "openvino_fp16_ir", "openvino_bf16_hint", "openvino_int8"]
+
+
+def _films(cohort: Path, n: int, size):
+    from edge.preprocess import to_model_input
+    from edge.reader import read_film
+    from train.data import load_cases, read_mask
+
+    out = []
+    for c in load_cases(cohort, "test")[:n]:
+        film = read_film(c.image)
+        x, box = to_model_input(film.pixels, size)
+        out.append((x, box, read_mask(c) == 1))
+    return out
+
+
+def _runner(backend: str, run: Path, bundle: Path, work: Path):
+    """A callable x -> logits (1, 1, H, W), an optional async throughput function, and the file size."""
+    import openvino as ov
+
+    from train.trainer import load_run
+
+    if backend == "torch_fp32":
+        import torch
+
+        torch.set_num_threads(os.cpu_count() or 1)
+        model, _ = load_run(run)
+        size = (run / "best.pt").stat().st_size
+
+        def f(x):
+            with torch.no_grad():
+                return model(torch.from_numpy(x)).numpy()
+        return f, None, size
+    if backend == "onnxruntime_fp32":
+        import onnxruntime as ort
+        import torch
+
+        model, cfg = load_run(run)
+        path = work / "model.onnx"
+        torch.onnx.export(model, torch.zeros(1, 1, *cfg.size), str(path), input_names=["x"], output_names=["y"],
+                          opset_version=17, dynamo=False)
+        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return (lambda x: sess.run(None, {"x": x})[0]), None, path.stat().st_size
+    core = ov.Core()
+    if backend == "openvino_int8":
+        xml = bundle / "model.xml"
+        cfg = {"INFERENCE_PRECISION_HINT": "f32"}
+    else:
+        from quantize.export import convert
+
+        model, tc = load_run(run)
+        ov_model = convert(model, tuple(tc.size))
+        xml = work / ("model_fp16.xml" if backend == "openvino_fp16_ir" else "model_fp32.xml")
+        ov.save_model(ov_model, xml, compress_to_fp16=backend == "openvino_fp16_ir")
+        cfg = {"INFERENCE_PRECISION_HINT": "bf16" if backend == "openvino_bf16_hint" else "f32"}
+    compiled = core.compile_model(str(xml), "CPU", cfg)
+    size = xml.with_suffix(".bin").stat().st_size + xml.stat().st_size
+
+    def f(x):
+        return compiled(x)[compiled.output(0)]
+
+    def throughput(xs: list[np.ndarray], seconds: float = 8.0) -> float:
+        tp = core.compile_model(str(xml), "CPU", {**cfg, "PERFORMANCE_HINT": "THROUGHPUT"})
+        q = ov.AsyncInferQueue(tp)
+        n, t0, k = 0, time.perf_counter(), 0
+        while time.perf_counter() - t0 < seconds:
+            q.start_async({0: xs[k % len(xs)]})
+            k += 1
+            n += 1
+        q.wait_all()
+        return n / (time.perf_counter() - t0)
+    return f, throughput, size
+
+
+def child(backend: str, run: Path, bundle: Path, cohort: Path, n: int, result: Path) -> None:
+    """Runs in a fresh process: one backend, all films."""
+    from edge.preprocess import to_film_grid
+    from train.evaluate import dice_iou
+    from train.trainer import load_run
+
+    _, cfg = load_run(run)
+    films = _films(cohort, n, tuple(cfg.size))
+    with tempfile.TemporaryDirectory() as td:
+        f, tp, size = _runner(backend, run, bundle, Path(td))
+        f(films[0][0])  # warm-up
+        lat, masks = [], []
+        for x, box, _ in films:
+            t = time.perf_counter()
+            y = f(x)
+            lat.append(time.perf_counter() - t)
+            masks.append(to_film_grid(1 / (1 + np.exp(-y[0, 0])), box) > 0.5)
+        xs = [x for x, _, _ in films]
+        if tp:
+            fps = tp(xs)
+        else:
+            t = time.perf_counter()
+            for x in xs:
+                f(x)
+            fps = len(xs) / (time.perf_counter() - t)
+    dice = [dice_iou(m, truth)[0] for m, (_, _, truth) in zip(masks, films)]
+    np.savez_compressed(result.with_suffix(".npz"), *masks)
+    result.write_text(json.dumps({"backend": backend, "median_ms": 1000 * float(np.median(lat)), "throughput_fps": fps,
+                                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                                  "file_mb": size / 2**20, "dice_truth": float(np.mean(dice)), "films": len(films)}))
+
+
+def main(run: Path, bundle: Path = typer.Option(Path("models/default")), data: Path = typer.Option(...),
+         films: int = typer.Option(20), out: Path = typer.Option(Path("benchmark.md")),
+         backends: str = typer.Option(",".join(BACKENDS))) -> None:
+    rows = []
+    with tempfile.TemporaryDirectory() as td:
+        for b in backends.split(","):
+            res = Path(td) / f"{b}.json"
+            p = subprocess.run([sys.executable, "-m", "quantize.benchmark", "child", b, str(run), str(bundle), str(data),
+                                str(films), str(res)], capture_output=True, text=True)
+            if p.returncode != 0:
+                print(f"{b} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}")
+                continue
+            r = json.loads(res.read_text())
+            with np.load(res.with_suffix(".npz")) as z:
+                r["masks"] = [z[k] for k in sorted(z.files, key=lambda s: int(s.split("_")[1]))]
+            rows.append(r)
+    from train.evaluate import dice_iou
+
+    ref = next((r for r in rows if r["backend"] == "torch_fp32"), None)
+    base = ref["median_ms"] if ref else None
+    ov32 = next((r["median_ms"] for r in rows if r["backend"] == "openvino_fp32"), None)
+    lines = [f"Benchmark on {rows[0]['films'] if rows else 0} test films of {data.name}; {os.cpu_count()} CPU cores "
+             f"({_cpu()}); model input {json.loads((run / 'run.json').read_text())['preprocessing']['size']}; "
+             "latency = model call at batch 1 (median), throughput = OpenVINO THROUGHPUT hint + AsyncInferQueue "
+             "(torch/ORT: sequential calls).", "",
+             f"Command: `python -m quantize.benchmark {run} --bundle {bundle} --data {data} --films {films} --out {out}`", "",
+             "| backend | median ms / film | x vs torch | x vs OV FP32 | films/s | peak RSS MB | file MB | Dice vs truth | Dice vs torch FP32 |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        dv = np.mean([dice_iou(a, b)[0] for a, b in zip(r["masks"], ref["masks"])]) if ref else float("nan")
+        lines.append(f"| {r['backend']} | {r['median_ms']:.1f} | {base / r['median_ms']:.2f} | "
+                     f"{(ov32 / r['median_ms']) if ov32 else float('nan'):.2f} | {r['throughput_fps']:.1f} | "
+                     f"{r['peak_rss_mb']:.0f} | {r['file_mb']:.1f} | {r['dice_truth']:.4f} | {dv:.4f} |")
+    text = "\n".join(lines) + "\n"
+    out.write_text(text)
+    print(text)
+
+
+def _cpu() -> str:
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "child":
+        _, _, b, r, bu, co, n, res = sys.argv
+        child(b, Path(r), Path(bu), Path(co), int(n), Path(res))
+    else:
+        typer.run(main)

@@ -1,0 +1,197 @@
+"""The clinic commands as a user runs them, with the shipped default bundle: screen, batch, info."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pydicom
+import pytest
+
+from conftest import REPO, run_cli
+from hostile import make_hostile_corpus
+
+DEFAULT = REPO / "models" / "default"
+SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
+REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
+KEYS = {"thigh_muscle_area_cm2", "left_cm2", "right_cm2", "smi_estimate", "smi_interval_95", "criteria", "cutoff",
+        "flag", "reasons", "sex", "sex_source", "height_m", "height_source", "pixel_spacing_mm",
+        "pixel_spacing_source", "quality", "model", "note"}
+
+
+def screen(*args: str) -> tuple[subprocess.CompletedProcess, dict | None]:
+    res = run_cli("edge.cli", "screen", *args, "--json")
+    return res, (json.loads(res.stdout) if res.returncode == 0 else None)
+
+
+def _rows(path: Path) -> list[dict]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_screen_phantom_films_of_both_sexes_against_truth(demo_cohort: Path):
+    cases = list(csv.DictReader(open(demo_cohort / "cases.csv")))
+    seen_sex = set()
+    for c in cases:
+        res, rep = screen(str(demo_cohort / c["image"]))
+        assert res.returncode == 0, res.stderr
+        assert KEYS <= set(rep), KEYS - set(rep)
+        assert rep["sex"] == c["sex"] and rep["sex_source"] == "DICOM PatientSex"
+        assert rep["height_m"] == pytest.approx(float(c["height_m"])) and rep["height_source"].startswith("DICOM")
+        assert rep["pixel_spacing_source"] == "PixelSpacing"
+        truth = float(c["thigh_muscle_area_cm2"])
+        assert rep["thigh_muscle_area_cm2"] == pytest.approx(truth, rel=0.08), c["case_id"]
+        assert rep["model"]["precision"] == "INT8" and len(rep["model"]["sha256"]) == 64
+        if rep["flag"] != "not_assessable":
+            lo, hi = rep["smi_interval_95"]
+            assert lo < rep["smi_estimate"] < hi
+            expected = "low_muscle_mass" if hi < rep["cutoff"] else ("normal" if lo >= rep["cutoff"] else "borderline")
+            assert rep["flag"] == expected
+            assert rep["cutoff"] == {"F": 5.4, "M": 7.0}[c["sex"]]
+            if c["view"] == "both":
+                assert rep["sides_seen"] == 2 and rep["smi_basis"] == "both thighs"
+            seen_sex.add(c["sex"])
+        assert "not a diagnosis" in rep["note"]
+    assert seen_sex, "no film was assessable"
+
+
+def test_monochrome1_and_compressed_films_measure_the_same(demo_cohort: Path, tmp_path: Path):
+    src = demo_cohort / "images" / "case_00001_1.dcm"
+    ds = pydicom.dcmread(src)
+    top = (1 << ds.BitsStored) - 1
+    ds.PixelData = (top - ds.pixel_array).astype(np.uint16).tobytes()
+    ds.PhotometricInterpretation = "MONOCHROME2" if ds.PhotometricInterpretation == "MONOCHROME1" else "MONOCHROME1"
+    flipped = tmp_path / "flipped.dcm"
+    ds.save_as(flipped)
+    ds.compress(pydicom.uid.RLELossless)
+    rle = tmp_path / "rle"           # no extension, as PACS exports often are
+    ds.save_as(rle)
+    _, a = screen(str(src))
+    _, b = screen(str(flipped))
+    _, c = screen(str(rle))
+    assert b["thigh_muscle_area_cm2"] == pytest.approx(a["thigh_muscle_area_cm2"], rel=0.01)
+    assert c["thigh_muscle_area_cm2"] == b["thigh_muscle_area_cm2"]
+    res, rep = screen(str(SAMPLE))
+    assert res.returncode == 0 and rep["thigh_muscle_area_cm2"] > 100
+
+
+def test_png_without_spacing_and_missing_sex_or_height(demo_cohort: Path, tmp_path: Path):
+    from edge.reader import read_film
+
+    film = read_film(demo_cohort / "images" / "case_00001_1.dcm")
+    png = tmp_path / "film.png"
+    cv2.imwrite(str(png), (film.pixels * 65535).astype(np.uint16))
+    res, rep = screen(str(png), "--sex", "F", "--height-cm", "155")
+    assert rep["flag"] == "not_assessable" and rep["thigh_muscle_area_cm2"] is None
+    assert rep["thigh_muscle_area_px"] > 1000 and any("spacing" in r for r in rep["reasons"])
+    res, rep = screen(str(png), "--sex", "F", "--height-cm", "155", "--spacing-mm", "0.45")
+    assert rep["pixel_spacing_source"] == "user" and rep["thigh_muscle_area_cm2"] > 100
+    ds = pydicom.dcmread(demo_cohort / "images" / "case_00001_1.dcm")
+    del ds.PatientSex, ds.PatientSize
+    anon = tmp_path / "anon.dcm"
+    ds.save_as(anon)
+    _, rep = screen(str(anon))
+    assert rep["flag"] == "not_assessable" and rep["smi_estimate"] is None
+    assert any("sex" in r for r in rep["reasons"]) and any("height" in r for r in rep["reasons"])
+    _, rep = screen(str(anon), "--sex", "m", "--height-cm", "168", "--criteria", "ewgsop2", "--grip-kg", "20", "--gait-speed", "0.7")
+    assert rep["sex_source"] == "option" and rep["height_m"] == pytest.approx(1.68) and rep["cutoff"] == 7.0
+    assert rep["flag"] != "not_assessable" and rep["category"] in {"sarcopenia", "severe_sarcopenia", "possible_sarcopenia"}
+
+
+def test_films_that_are_not_long_leg_films_are_never_flagged():
+    for name in ("331_DDH_1.dcm", "RG3_J2KR.dcm"):
+        path = REALDATA / name
+        assert path.exists(), f"realdata missing: {path}"
+        res, rep = screen(str(path), "--sex", "F", "--height-cm", "150", "--spacing-mm", "0.2")
+        assert res.returncode == 0, res.stderr
+        assert rep["flag"] == "not_assessable" and rep["smi_estimate"] is None
+        assert any("not a long-leg" in r for r in rep["reasons"])
+
+
+def test_hostile_files_exit_3_with_one_line(tmp_path: Path):
+    corpus = make_hostile_corpus(tmp_path)
+    for name in list(corpus)[:8]:
+        res = run_cli("edge.cli", "screen", str(tmp_path / name))
+        assert res.returncode == 3 and len(res.stderr.strip().splitlines()) == 1 and "Traceback" not in res.stderr
+
+
+def test_tampered_model_is_refused(tmp_path: Path):
+    bad = tmp_path / "bundle"
+    shutil.copytree(DEFAULT, bad)
+    data = bytearray((bad / "model.bin").read_bytes())
+    data[100] ^= 0x01
+    (bad / "model.bin").write_bytes(bytes(data))
+    res = run_cli("edge.cli", "screen", str(SAMPLE), "--model", str(bad))
+    assert res.returncode == 4 and "sha256" in res.stderr and "Traceback" not in res.stderr
+    res = run_cli("edge.cli", "info", "--model", str(bad))
+    assert res.returncode == 4
+
+
+def test_info_verifies_the_bundle_and_lists_devices():
+    res = run_cli("edge.cli", "info")
+    assert res.returncode == 0, res.stderr
+    assert "checksums verified" in res.stdout and "device CPU" in res.stdout and "synthetic" in res.stdout.lower()
+
+
+def test_screen_opens_no_network_connection_and_leaks_no_identity(tmp_path: Path):
+    ds = pydicom.dcmread(SAMPLE, stop_before_pixels=True)
+    code = ("import socket, sys\n"
+            "def refuse(*a, **k): raise RuntimeError('NETWORK ATTEMPT')\n"
+            "socket.socket.connect = refuse; socket.socket.connect_ex = refuse; socket.create_connection = refuse\n"
+            "socket.getaddrinfo = refuse\n"
+            "from edge.cli import app\n"
+            f"sys.argv = ['sarco-edge', 'screen', {str(SAMPLE)!r}, '--overlay', {str(tmp_path / 'o.png')!r}]\n"
+            "app()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    text = res.stdout + res.stderr
+    assert "NETWORK" not in text
+    assert str(ds.PatientName) not in text and str(ds.PatientID) not in text
+    assert cv2.imread(str(tmp_path / "o.png")) is not None
+
+
+def _mixed_folder(root: Path, demo_cohort: Path) -> int:
+    (root / "a" / "b").mkdir(parents=True)
+    for i, p in enumerate(sorted((demo_cohort / "images").glob("*.dcm"))[:4]):
+        shutil.copy(p, (root / "a" / "b" if i % 2 else root) / (p.stem if i == 1 else p.name))
+    corpus = make_hostile_corpus(root / "hostile")
+    shutil.copy(REALDATA / "RG3_J2KI.dcm", root / "a" / "ankle.dcm")
+    return 4 + len(corpus) + 1
+
+
+def test_batch_mixed_folder_killed_and_resumed(demo_cohort: Path, tmp_path: Path):
+    folder = tmp_path / "in"
+    n = _mixed_folder(folder, demo_cohort)
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    out = tmp_path / "results.csv"
+    cmd = [sys.executable, "-m", "edge.cli", "batch", str(folder), "--out", str(out), "--overlays", str(tmp_path / "ov")]
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 4):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = _rows(out)
+    assert 3 <= len(partial) < n
+    res = subprocess.run(cmd + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-2000:]
+    rows = _rows(out)
+    files = [r["file"] for r in rows]
+    assert len(files) == len(set(files)) == n
+    assert {r["file"] for r in partial} <= set(files)
+    errors = [r for r in rows if r["status"] == "error"]
+    assert len(errors) >= 15 and all(r["error_kind"] and r["error"] for r in errors)
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert any(r["flag"] == "not_assessable" for r in ok if "ankle" in r["file"])
+    assert sum(1 for r in ok if r["thigh_muscle_area_cm2"]) >= 4
+    assert all((tmp_path / "ov").resolve() in p.resolve().parents for p in (tmp_path / "ov").iterdir())
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+    again = run_cli("edge.cli", "batch", str(folder), "--out", str(out))
+    assert again.returncode == 2 and "--resume" in again.stderr
