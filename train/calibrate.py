@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
+from edge.files import write_text_atomic
 from edge.smi import FORMS, SmiCalibration, design_row
 
 CUTOFFS = {"awgs2019": {"M": 7.0, "F": 5.4}, "ewgsop2": {"M": 7.0, "F": 5.5}}
@@ -168,14 +169,14 @@ def calibrate_run(run: Path, cohort: Path, console=None) -> dict:
     ceil_rep, _ = calibrate_rows(fit_rows, test_rows, "area_true_cm2")
     out = {"model": model_rep, "ceiling": ceil_rep, "calibration": {**asdict(cal), "area_source": "model",
            "fit_on": "train+val films showing both thighs"}, "study": STUDY}
-    (run / "calibration.json").write_text(json.dumps(out, indent=2))
+    write_text_atomic(run / "calibration.json", json.dumps(out, indent=2))
     for key, area_key in (("model", "area_pred_cm2"), ("ceiling", "area_true_cm2")):
         c = cal if key == "model" else calibrate_rows(fit_rows, test_rows, area_key)[1]
         est = predict(c, np.array([float(r[area_key]) for r in test_rows]), [r["sex"] for r in test_rows],
                       np.array([float(r["height_m"]) for r in test_rows]))[:, 0]
         bland_altman_png(est, np.array([float(r["dexa_smi"]) for r in test_rows]), run / f"bland_altman_{key}.png",
                          f"{'model' if key == 'model' else 'mask (ceiling)'} area -> SMI, test split")
-    (run / "calibration.md").write_text(calibration_markdown(out))
+    write_text_atomic(run / "calibration.md", calibration_markdown(out))
     return out
 
 

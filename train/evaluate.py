@@ -5,13 +5,13 @@ model input and returns the thigh-muscle probability (H, W) on the model grid.
 """
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from edge.files import write_csv_atomic, write_text_atomic
 from edge.measure import thigh_areas
 from edge.preprocess import DEFAULT_SIZE, to_film_grid, to_model_input
 from edge.reader import read_film
@@ -78,20 +78,15 @@ def summarise(rows: list[dict]) -> dict:
 
 def write_report(rows: list[dict], summary: dict, out: Path, title: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / "cases.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(out / "cases.csv")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_csv_atomic(out / "cases.csv", rows)
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
     lines = [f"# {title}", "", f"{summary['n']} films, metrics on each film's own pixel grid.", "",
              "| metric | mean | SD | median | min | max |", "|---|---|---|---|---|---|"]
     for k in ("dice", "iou", "area_err_cm2", "area_err_pct"):
         if k in summary:
             s = summary[k]
             lines.append(f"| {k} | {s['mean']:.4f} | {s['sd']:.4f} | {s['median']:.4f} | {s['min']:.4f} | {s['max']:.4f} |")
-    (out / "summary.md").write_text("\n".join(lines) + "\n")
+    write_text_atomic(out / "summary.md", "\n".join(lines) + "\n")
 
 
 def torch_predictor(model, classes: str) -> Predictor:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from edge.files import write_text_atomic
 from edge.preprocess import DEFAULT_SIZE, PERCENTILES
 
 from .augment import augment
@@ -144,7 +145,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
     meta = {"config": asdict(cfg), "params": count_params(model), "preprocessing": {
         "size": list(cfg.size), "normalise_percentiles": list(PERCENTILES), "letterbox": "aspect kept, zero pad, centred",
         "version": PREP_VERSION}, "cohort": dataset_info(cohort), "labels": {"thigh_muscle": 1}}
-    (run / "run.json").write_text(json.dumps(meta, indent=2, default=str))
+    write_text_atomic(run / "run.json", json.dumps(meta, indent=2, default=str))
     log = run / "log.csv"
     if not log.exists():
         log.write_text("epoch,step,train_loss,val_dice,lr,seconds\n")
@@ -189,7 +190,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
     summary = {"arch": cfg.arch, "encoder": cfg.encoder if cfg.arch != "vnet" else None, "params": count_params(model),
                "epochs": state["epoch"], "steps": state["step"], "train_seconds": round(state["seconds"], 1),
                "best_val_dice_model_grid": round(state["best_dice"], 5), "best_epoch": state["best_epoch"]}
-    (run / "train_summary.json").write_text(json.dumps(summary, indent=2))
+    write_text_atomic(run / "train_summary.json", json.dumps(summary, indent=2))
     return summary
 
 

@@ -5,7 +5,6 @@ cohort is identical whatever the number of worker processes.
 """
 from __future__ import annotations
 
-import csv
 import json
 import multiprocessing as mp
 import time
@@ -15,6 +14,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 from pydicom.uid import JPEG2000Lossless, RLELossless
+
+from edge.files import write_csv_atomic, write_text_atomic
 
 from . import GENERATOR_NAME, GENERATOR_VERSION
 from .anatomy import LABELS
@@ -210,12 +211,7 @@ def generate(out: Path, n: int, seed: int, spacing_mm: float = 0.5, workers: int
             "collimation_cm": acq["collimation_cm"], "depth_ratio": round(p.depth_ratio, 3),
             "fat_mid_cm": round(p.fat_mid_cm, 2), "myosteatosis": round(p.myosteatosis, 3),
         })
-    tmp = out / "cases.csv.tmp"
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0].keys()))
-        w.writeheader()
-        w.writerows(rows)
-    tmp.replace(out / "cases.csv")
+    write_csv_atomic(out / "cases.csv", rows)
 
     people = {r["person_id"]: r for r in rows}
     low = [r for r in people.values() if r["dexa_smi"] < AWGS2019_SMI[r["sex"]]]
@@ -235,9 +231,7 @@ def generate(out: Path, n: int, seed: int, spacing_mm: float = 0.5, workers: int
         "timing": {"median_s_per_film": round(float(np.median(secs)), 3), "workers": workers,
                    "wall_s": round(wall, 2)},
     }
-    tmp = out / "dataset.json.tmp"
-    tmp.write_text(json.dumps(info, indent=2))
-    tmp.replace(out / "dataset.json")
+    write_text_atomic(out / "dataset.json", json.dumps(info, indent=2))
     thumbs = [r["thumb"] for r in results if "thumb" in r]
     if thumbs:
         _contact_sheet(thumbs, out / "preview.png")
