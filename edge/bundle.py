@@ -9,13 +9,24 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 MANIFEST = "manifest.json"
-DEFAULT_BUNDLE = Path(__file__).resolve().parents[1] / "models" / "default"
+# The shipped bundle: beside the source tree (a checkout, an editable install), or where
+# `pip install .` puts it (pyproject's data-files: <prefix>/share/sarco-edge/models/default).
+_CANDIDATES = (Path(__file__).resolve().parents[1] / "models" / "default",
+               Path(sys.prefix) / "share" / "sarco-edge" / "models" / "default")
+
+
+def default_bundle() -> Path:
+    env = os.environ.get("SARCO_EDGE_MODEL")
+    if env:
+        return Path(env)
+    return next((p for p in _CANDIDATES if (p / MANIFEST).is_file()), _CANDIDATES[0])
 
 
 class BundleError(Exception):
@@ -47,7 +58,7 @@ class Bundle:
 
 def load_bundle(root: Path | None = None) -> Bundle:
     """Read and verify a bundle (sha256 of every listed file)."""
-    root = Path(root) if root else Path(os.environ.get("SARCO_EDGE_MODEL", DEFAULT_BUNDLE))
+    root = Path(root) if root else default_bundle()
     mf = root / MANIFEST
     if not mf.is_file():
         raise BundleError(f"no model bundle at {root} (manifest.json missing)")

@@ -70,6 +70,7 @@ def train(
     seed: int = typer.Option(0, "--seed"),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (quick probes)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run from its last checkpoint."),
+    threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's default)."),
 ) -> None:
     """Train U-Net, U-Net++ or V-Net on the thigh muscle label; best checkpoint by val Dice."""
     from .models import ARCHS, DEFAULT_ENCODER
@@ -78,7 +79,8 @@ def train(
     if arch not in ARCHS or classes not in ("binary", "multi"):
         raise fail(f"--arch must be one of {', '.join(ARCHS)}; --classes binary or multi", 2)
     cfg = TrainConfig(cohort=str(cohort), arch=arch, encoder=encoder or DEFAULT_ENCODER, classes=classes,
-                      epochs=epochs, batch=batch, lr=lr, seed=seed, max_steps=max_steps)
+                      epochs=epochs, batch=batch, lr=lr, seed=seed, max_steps=max_steps,
+                      threads=threads)
     try:
         summary = run_training(cfg, run, resume=resume, console=console)
     except (FileExistsError, ValueError, FileNotFoundError) as e:
@@ -153,6 +155,20 @@ def quantize(
     except QuantizeRefused as e:
         raise fail(f"{e}", 1, "refused")
     console.print_json(data=metrics)
+
+
+@app.command()
+def benchmark(
+    run: Path = typer.Argument(..., help="The training run the bundle came from (torch and ONNX baselines)."),
+    bundle: Path = typer.Option(Path("models/default"), "--bundle", help="The INT8 bundle."),
+    data: Path = typer.Option(..., "--data", help="Cohort whose test films are timed."),
+    films: int = typer.Option(20, "--films", min=2),
+    out: Path = typer.Option(Path("benchmark.md"), "--out", help="Where the table is written."),
+) -> None:
+    """torch eager, ONNX Runtime, OpenVINO FP32/FP16/bf16 and INT8 on the same films: a table."""
+    from quantize.benchmark import BACKENDS, main as run_benchmark
+
+    run_benchmark(run, bundle, data, films, out, ",".join(BACKENDS))
 
 
 if __name__ == "__main__":
