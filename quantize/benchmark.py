@@ -38,45 +38,51 @@ def _films(cohort: Path, n: int, size):
     return out
 
 
-def _runner(backend: str, run: Path, bundle: Path, work: Path):
-    """A callable x -> logits (1, 1, H, W), an optional async throughput function, and the file size."""
+def prepare(run: Path, work: Path) -> None:
+    """Files every backend loads (ONNX, FP32 and FP16 IR), made once here so that the OpenVINO
+    and ONNX Runtime processes never import torch and their peak RSS is their own."""
     import openvino as ov
+    import torch
 
     from train.trainer import load_run
 
+    from .export import convert
+
+    model, cfg = load_run(run)
+    torch.onnx.export(model, torch.zeros(1, 1, *cfg.size), str(work / "model.onnx"), input_names=["x"],
+                      output_names=["y"], opset_version=17, dynamo=False)
+    ov_model = convert(model, tuple(cfg.size))
+    ov.save_model(ov_model, work / "model_fp32.xml", compress_to_fp16=False)
+    ov.save_model(ov_model, work / "model_fp16.xml", compress_to_fp16=True)
+
+
+def _runner(backend: str, run: Path, bundle: Path, work: Path):
+    """A callable x -> logits (1, 1, H, W), an optional async throughput function, and the file size."""
     if backend == "torch_fp32":
         import torch
 
-        torch.set_num_threads(os.cpu_count() or 1)
+        from train.trainer import load_run
+
         model, _ = load_run(run)
-        size = (run / "best.pt").stat().st_size
 
         def f(x):
             with torch.no_grad():
                 return model(torch.from_numpy(x)).numpy()
-        return f, None, size
+        return f, None, (run / "best.pt").stat().st_size
     if backend == "onnxruntime_fp32":
         import onnxruntime as ort
-        import torch
 
-        model, cfg = load_run(run)
         path = work / "model.onnx"
-        torch.onnx.export(model, torch.zeros(1, 1, *cfg.size), str(path), input_names=["x"], output_names=["y"],
-                          opset_version=17, dynamo=False)
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return (lambda x: sess.run(None, {"x": x})[0]), None, path.stat().st_size
+    import openvino as ov
+
     core = ov.Core()
     if backend == "openvino_int8":
         xml = bundle / "model.xml"
-        cfg = {"INFERENCE_PRECISION_HINT": "f32"}
     else:
-        from quantize.export import convert
-
-        model, tc = load_run(run)
-        ov_model = convert(model, tuple(tc.size))
         xml = work / ("model_fp16.xml" if backend == "openvino_fp16_ir" else "model_fp32.xml")
-        ov.save_model(ov_model, xml, compress_to_fp16=backend == "openvino_fp16_ir")
-        cfg = {"INFERENCE_PRECISION_HINT": "bf16" if backend == "openvino_bf16_hint" else "f32"}
+    cfg = {"INFERENCE_PRECISION_HINT": "bf16" if backend == "openvino_bf16_hint" else "f32"}
     compiled = core.compile_model(str(xml), "CPU", cfg)
     size = xml.with_suffix(".bin").stat().st_size + xml.stat().st_size
 
@@ -96,36 +102,34 @@ def _runner(backend: str, run: Path, bundle: Path, work: Path):
     return f, throughput, size
 
 
-def child(backend: str, run: Path, bundle: Path, cohort: Path, n: int, result: Path) -> None:
+def child(backend: str, run: Path, bundle: Path, cohort: Path, n: int, result: Path, work: Path) -> None:
     """Runs in a fresh process: one backend, all films."""
     from edge.preprocess import to_film_grid
     from train.evaluate import dice_iou
-    from train.trainer import load_run
 
-    _, cfg = load_run(run)
-    films = _films(cohort, n, tuple(cfg.size))
-    with tempfile.TemporaryDirectory() as td:
-        f, tp, size = _runner(backend, run, bundle, Path(td))
-        f(films[0][0])  # warm-up
-        lat, masks = [], []
-        for x, box, _ in films:
-            t = time.perf_counter()
-            y = f(x)
-            lat.append(time.perf_counter() - t)
-            masks.append(to_film_grid(1 / (1 + np.exp(-y[0, 0])), box) > 0.5)
-        xs = [x for x, _, _ in films]
-        if tp:
-            fps = tp(xs)
-        else:
-            t = time.perf_counter()
-            for x in xs:
-                f(x)
-            fps = len(xs) / (time.perf_counter() - t)
+    size = tuple(json.loads((bundle / "manifest.json").read_text())["input"]["size"])
+    films = _films(cohort, n, size)
+    f, tp, nbytes = _runner(backend, run, bundle, work)
+    f(films[0][0])  # warm-up
+    lat, masks = [], []
+    for x, box, _ in films:
+        t = time.perf_counter()
+        y = f(x)
+        lat.append(time.perf_counter() - t)
+        masks.append(to_film_grid(1 / (1 + np.exp(-y[0, 0])), box) > 0.5)
+    xs = [x for x, _, _ in films]
+    if tp:
+        fps = tp(xs)
+    else:
+        t = time.perf_counter()
+        for x in xs:
+            f(x)
+        fps = len(xs) / (time.perf_counter() - t)
     dice = [dice_iou(m, truth)[0] for m, (_, _, truth) in zip(masks, films)]
     np.savez_compressed(result.with_suffix(".npz"), *masks)
     result.write_text(json.dumps({"backend": backend, "median_ms": 1000 * float(np.median(lat)), "throughput_fps": fps,
-                                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                                  "file_mb": size / 2**20, "dice_truth": float(np.mean(dice)), "films": len(films)}))
+                                  "peak_rss_mb": _peak_rss_mb(),
+                                  "file_mb": nbytes / 2**20, "dice_truth": float(np.mean(dice)), "films": len(films)}))
 
 
 def main(run: Path, bundle: Path = typer.Option(Path("models/default")), data: Path = typer.Option(...),
@@ -133,10 +137,11 @@ def main(run: Path, bundle: Path = typer.Option(Path("models/default")), data: P
          backends: str = typer.Option(",".join(BACKENDS))) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as td:
+        prepare(run, Path(td))
         for b in backends.split(","):
             res = Path(td) / f"{b}.json"
             p = subprocess.run([sys.executable, "-m", "quantize.benchmark", "child", b, str(run), str(bundle), str(data),
-                                str(films), str(res)], capture_output=True, text=True)
+                                str(films), str(res), td], capture_output=True, text=True)
             if p.returncode != 0:
                 print(f"{b} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}")
                 continue
@@ -166,6 +171,17 @@ def main(run: Path, bundle: Path = typer.Option(Path("models/default")), data: P
     print(text)
 
 
+def _peak_rss_mb() -> float:
+    """This process's own peak RSS (VmHWM resets at exec; ru_maxrss would carry the parent's)."""
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def _cpu() -> str:
     try:
         for line in open("/proc/cpuinfo"):
@@ -178,7 +194,7 @@ def _cpu() -> str:
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "child":
-        _, _, b, r, bu, co, n, res = sys.argv
-        child(b, Path(r), Path(bu), Path(co), int(n), Path(res))
+        _, _, b, r, bu, co, n, res, wd = sys.argv
+        child(b, Path(r), Path(bu), Path(co), int(n), Path(res), Path(wd))
     else:
         typer.run(main)
