@@ -22,6 +22,8 @@ def _child_peak(args: list[str], env: dict) -> tuple[float, float]:
             "p = subprocess.run(sys.argv[1:], capture_output=True); w = time.perf_counter() - t; "
             "print(p.returncode, w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)")
     p = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True)
+    if not p.stdout.strip():
+        raise RuntimeError(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "benchmark wrapper failed")
     rc, wall, rss = p.stdout.split()
     if rc != "0":
         raise RuntimeError(f"{' '.join(args[-3:])} exited {rc}")
@@ -30,7 +32,7 @@ def _child_peak(args: list[str], env: dict) -> tuple[float, float]:
 
 def main(cohort: Path, films: int = typer.Option(200), out: Path = typer.Option(Path("clinic_benchmark.md")),
          repeats: int = typer.Option(5)) -> None:
-    exe = shutil.which("sarco-edge") or "sarco-edge"
+    exe = shutil.which("sarco-edge") or str(Path(sys.executable).with_name("sarco-edge"))
     images = sorted((cohort / "images").glob("*.dcm"))
     with tempfile.TemporaryDirectory() as td:
         env = {**os.environ, "SARCO_EDGE_CACHE": str(Path(td) / "cache")}
@@ -42,8 +44,10 @@ def main(cohort: Path, films: int = typer.Option(200), out: Path = typer.Option(
         for f in images[:films]:
             os.symlink(f.resolve(), folder / f.name)
         t = time.perf_counter()
-        subprocess.run([exe, "batch", str(folder), "--out", str(Path(td) / "r.csv")], env=env, check=True,
-                       capture_output=True)
+        done = subprocess.run([exe, "batch", str(folder), "--out", str(Path(td) / "r.csv")], env=env,
+                              capture_output=True, text=True)
+        if done.returncode != 0:
+            raise RuntimeError(done.stderr.strip().splitlines()[-1])
         batch_s = time.perf_counter() - t
         n = len(list(folder.iterdir()))
     lines = [f"Clinic timings on {os.cpu_count()} CPU cores, phantom films of {cohort.name} (0.5 mm detector pitch), "

@@ -62,7 +62,11 @@ def main(cohort: Path, runs: list[Path], out: Path = typer.Option(Path("train/RE
         if best is None or ev["dice"]["mean"] > best[1]:
             best = (run, ev["dice"]["mean"])
     lines += ["", "Commands: `sarco train COHORT --run RUN --arch ARCH --epochs N` then "
-              "`sarco evaluate RUN --data COHORT --split test`.", ""]
+              "`sarco evaluate RUN --data COHORT --split test`.", "",
+              "Read the table with its budgets: the epochs differ between models, and training time is the "
+              "wall time of each run on this shared 2-core machine (runs that overlapped with other work, or "
+              "with each other at one thread each, took longer per step than a quiet machine gives). A fair "
+              "architecture comparison needs equal epochs on a quiet machine.", ""]
     if best and (best[0] / "calibration.json").exists():
         cal = json.loads((best[0] / "calibration.json").read_text())
         lines += [f"## SMI calibration of the best model ({best[0].name})", "",
