@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-MIN_SIDE_SHARE = 0.15  # a second blob smaller than this share of the muscle is not a thigh
+MIN_BLOB_SHARE = 0.05  # smaller blobs are specks, not a thigh or half of one
 
 
 @dataclass(frozen=True)
@@ -22,41 +22,61 @@ class Areas:
     sides_seen: int       # 0, 1 or 2
 
 
-def split_column(mask: np.ndarray) -> int | None:
-    """Column separating the two thighs (between the two largest blobs), or None if one thigh."""
+def _gap_intensity(lab: np.ndarray, a: int, b: int, pixels: np.ndarray) -> float | None:
+    """Median film intensity between blob a (left) and blob b (right), on rows where both exist."""
+    rows = np.nonzero(np.any(lab == a, axis=1) & np.any(lab == b, axis=1))[0][::4]
+    vals = []
+    for r in rows:
+        ca = np.nonzero(lab[r] == a)[0]
+        cb = np.nonzero(lab[r] == b)[0]
+        lo, hi = ca.max() + 1, cb.min()
+        if hi > lo:
+            vals.append(pixels[r, lo:hi])
+    return float(np.median(np.concatenate(vals))) if vals else None
+
+
+def split_sides(mask: np.ndarray, pixels: np.ndarray) -> tuple[int, int] | None:
+    """Pixels of the image-left (patient's right) and image-right thigh, or None for one thigh.
+
+    The femur splits each thigh's muscle into a medial and a lateral part, so blobs alone cannot
+    tell one thigh from two. What lies between two neighbouring blobs can: bone (brighter than
+    muscle) within a thigh, fat or air (darker) between the thighs. The darkest such gap, if it is
+    darker than the muscle, separates right from left.
+    """
     n, lab, stats, cent = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    if n <= 1:
+    if n <= 2:
         return None
-    areas = stats[1:, cv2.CC_STAT_AREA]
-    order = np.argsort(areas)[::-1] + 1
-    total = float(areas.sum())
-    big = [i for i in order[:4] if stats[i, cv2.CC_STAT_AREA] >= MIN_SIDE_SHARE * total]
-    if len(big) < 2:
+    area = stats[:, cv2.CC_STAT_AREA]
+    total = float(stats[1:, cv2.CC_STAT_AREA].sum())
+    blobs = sorted((i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= MIN_BLOB_SHARE * total),
+                   key=lambda i: cent[i][0])
+    if len(blobs) < 2:
         return None
-    xs = sorted(float(cent[i][0]) for i in big)
-    # Largest horizontal gap between blob centres splits right from left thigh(s).
-    gaps = [(xs[k + 1] - xs[k], k) for k in range(len(xs) - 1)]
-    _, k = max(gaps)
-    lo_blob = [i for i in big if cent[i][0] <= xs[k]]
-    hi_blob = [i for i in big if cent[i][0] >= xs[k + 1]]
-    right_edge = max(stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH] for i in lo_blob)
-    left_edge = min(stats[i, cv2.CC_STAT_LEFT] for i in hi_blob)
-    if left_edge <= right_edge:  # overlapping columns: the thighs touch; split at the centres' midpoint
-        return int(round((xs[k] + xs[k + 1]) / 2))
-    return int((right_edge + left_edge) // 2)
+    muscle = float(np.median(pixels[mask][::7]))
+    best: tuple[float, int] | None = None
+    for a, b in zip(blobs, blobs[1:]):
+        g = _gap_intensity(lab, a, b, pixels)
+        if g is not None and g < muscle and (best is None or g < best[0]):
+            best = (g, (cent[a][0] + cent[b][0]) / 2)
+    if best is None:
+        return None
+    image_left = sum(int(area[i]) for i in range(1, n) if cent[i][0] < best[1])
+    return image_left, int(area[1:].sum()) - image_left
 
 
-def thigh_areas(mask: np.ndarray, spacing_mm: tuple[float, float] | None) -> Areas:
-    """Area of a boolean thigh-muscle mask in cm^2 (or pixels without spacing), per side."""
+def thigh_areas(mask: np.ndarray, spacing_mm: tuple[float, float] | None, pixels: np.ndarray) -> Areas:
+    """Area of a boolean thigh-muscle mask in cm^2 (or pixels without spacing), per side.
+
+    `pixels` is the film (bone bright), used to tell the femur from the gap between the thighs.
+    """
     mask = mask.astype(bool)
     px = (spacing_mm[0] * spacing_mm[1] / 100.0) if spacing_mm else 1.0
     unit = "cm2" if spacing_mm else "px"
     total_px = int(np.count_nonzero(mask))
     if total_px == 0:
         return Areas(0.0, None, None, unit, 0)
-    col = split_column(mask)
-    if col is None:
+    sides = split_sides(mask, pixels)
+    if sides is None:
         return Areas(total_px * px, None, None, unit, 1)
-    right = int(np.count_nonzero(mask[:, :col]))
-    left = total_px - right
+    right, left = sides
     return Areas(total_px * px, right * px, left * px, unit, 2)

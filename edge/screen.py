@@ -84,7 +84,7 @@ class Screener:
             height, h_src = film.height_m, f"DICOM {film.height_source}"
         else:
             height, h_src = None, None
-        areas = thigh_areas(mask, film.spacing_mm)
+        areas = thigh_areas(mask, film.spacing_mm, film.pixels)
         reasons: list[str] = []
         rows, cols = film.pixels.shape
         part = (film.body_part or "").upper().replace(" ", "")

@@ -36,11 +36,21 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
-def test_screen_phantom_films_of_both_sexes_against_truth(demo_cohort: Path):
-    cases = list(csv.DictReader(open(demo_cohort / "cases.csv")))
+@pytest.fixture(scope="module")
+def mixed_cohort(tmp_path_factory) -> Path:
+    """Seed 2 gives women and men, bilateral and one-leg films (views R and L)."""
+    out = tmp_path_factory.mktemp("mixed") / "cohort"
+    res = run_cli("train.cli", "phantom", str(out), "--n", "6", "--seed", "2", "--no-preview")
+    assert res.returncode == 0, res.stderr
+    return out
+
+
+def test_screen_phantom_films_of_both_sexes_against_truth(mixed_cohort: Path):
+    cases = list(csv.DictReader(open(mixed_cohort / "cases.csv")))
+    assert {c["sex"] for c in cases} == {"F", "M"} and {c["view"] for c in cases} >= {"both", "R", "L"}
     seen_sex = set()
     for c in cases:
-        res, rep = screen(str(demo_cohort / c["image"]))
+        res, rep = screen(str(mixed_cohort / c["image"]))
         assert res.returncode == 0, res.stderr
         assert KEYS <= set(rep), KEYS - set(rep)
         assert rep["sex"] == c["sex"] and rep["sex_source"] == "DICOM PatientSex"
@@ -57,9 +67,13 @@ def test_screen_phantom_films_of_both_sexes_against_truth(demo_cohort: Path):
             assert rep["cutoff"] == {"F": 5.4, "M": 7.0}[c["sex"]]
             if c["view"] == "both":
                 assert rep["sides_seen"] == 2 and rep["smi_basis"] == "both thighs"
+                assert rep["right_cm2"] == pytest.approx(float(c["right_cm2"]), rel=0.1)
+                assert rep["left_cm2"] == pytest.approx(float(c["left_cm2"]), rel=0.1)
+            else:  # one leg on the film: measured on that thigh, and the estimate says so
+                assert rep["sides_seen"] == 1 and rep["smi_basis"].startswith("one thigh")
             seen_sex.add(c["sex"])
         assert "not a diagnosis" in rep["note"]
-    assert seen_sex, "no film was assessable"
+    assert seen_sex == {"F", "M"}, "a sex had no assessable film"
 
 
 def test_monochrome1_and_compressed_films_measure_the_same(demo_cohort: Path, tmp_path: Path):

@@ -72,15 +72,20 @@ def test_calibration_recovers_a_known_relation_and_its_interval():
     assert 0.93 < np.mean(inside) < 0.97
 
 
-def test_thigh_areas_split_left_and_right():
-    m = np.zeros((100, 60), bool)
-    m[10:90, 5:25] = True     # image left = patient's right
-    m[10:90, 35:50] = True
-    a = thigh_areas(m, (0.5, 0.5))
+def test_thigh_areas_tell_the_femur_from_the_gap_between_thighs():
+    # Two thighs, each split by a bright femur; a dark (fat/air) gap between them.
+    film = np.full((100, 80), 0.5, np.float32)
+    m = np.zeros((100, 80), bool)
+    m[10:90, 2:12] = m[10:90, 16:30] = True       # image left = patient's right: 10 + 14 columns
+    m[10:90, 44:56] = m[10:90, 60:70] = True       # patient's left: 12 + 10 columns
+    film[:, 12:16] = film[:, 56:60] = 0.9          # femurs, brighter than muscle
+    film[:, 30:44] = 0.1                           # between the thighs
+    a = thigh_areas(m, (0.5, 0.5), film)
     assert a.sides_seen == 2 and a.unit == "cm2"
-    assert a.right == pytest.approx(80 * 20 * 0.0025) and a.left == pytest.approx(80 * 15 * 0.0025)
-    one = thigh_areas(m[:, :30], None)
-    assert one.sides_seen == 1 and one.unit == "px" and one.total == 1600 and one.right is None
+    assert a.right == pytest.approx(80 * 24 * 0.0025) and a.left == pytest.approx(80 * 22 * 0.0025)
+    # One thigh (the other off the film): two blobs around a femur are still one side.
+    one = thigh_areas(m[:, :36], None, film[:, :36])
+    assert one.sides_seen == 1 and one.unit == "px" and one.total == 80 * 24 and one.right is None
 
 
 def test_augment_keeps_labels_aligned_with_the_image():

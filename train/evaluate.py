@@ -44,8 +44,8 @@ def evaluate_cases(predictor: Predictor, cases: list[Case], size: tuple[int, int
         pred = predict_mask(predictor, film.pixels, size)
         truth = read_mask(case) == 1
         d, j = dice_iou(pred, truth)
-        ap = thigh_areas(pred, film.spacing_mm)
-        at = thigh_areas(truth, film.spacing_mm)
+        ap = thigh_areas(pred, film.spacing_mm, film.pixels)
+        at = thigh_areas(truth, film.spacing_mm, film.pixels)
         rows.append({
             "case_id": case.case_id, "person_id": case.person_id, "split": case.split, "view": case.view,
             "sex": case.sex or "", "height_m": case.height_m if case.height_m is not None else "",
