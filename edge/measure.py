@@ -22,17 +22,24 @@ class Areas:
     sides_seen: int       # 0, 1 or 2
 
 
-def _gap_intensity(lab: np.ndarray, a: int, b: int, pixels: np.ndarray) -> float | None:
-    """Median film intensity between blob a (left) and blob b (right), on rows where both exist."""
-    rows = np.nonzero(np.any(lab == a, axis=1) & np.any(lab == b, axis=1))[0][::4]
-    vals = []
-    for r in rows:
-        ca = np.nonzero(lab[r] == a)[0]
-        cb = np.nonzero(lab[r] == b)[0]
-        lo, hi = ca.max() + 1, cb.min()
-        if hi > lo:
-            vals.append(pixels[r, lo:hi])
-    return float(np.median(np.concatenate(vals))) if vals else None
+def _gap_intensity(lab: np.ndarray, stats: np.ndarray, a: int, b: int, pixels: np.ndarray) -> float | None:
+    """Median film intensity between blob a (left) and blob b (right), on rows where both exist
+    (every 4th row, inside the two blobs' bounding boxes)."""
+    L, T, W, H = cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH, cv2.CC_STAT_HEIGHT
+    r0 = max(stats[a, T], stats[b, T])
+    r1 = min(stats[a, T] + stats[a, H], stats[b, T] + stats[b, H])
+    c0 = min(stats[a, L], stats[b, L])
+    c1 = max(stats[a, L] + stats[a, W], stats[b, L] + stats[b, W])
+    if r1 <= r0:
+        return None
+    sub = lab[r0:r1:4, c0:c1]
+    cols = np.arange(c0, c1)
+    right_of_a = np.where(sub == a, cols, -1).max(axis=1)
+    left_of_b = np.where(sub == b, cols, c1 + 1).min(axis=1)
+    ok = (right_of_a >= 0) & (left_of_b <= c1) & (left_of_b > right_of_a + 1)
+    between = (cols > right_of_a[:, None]) & (cols < left_of_b[:, None]) & ok[:, None]
+    vals = pixels[r0:r1:4, c0:c1][between]
+    return float(np.median(vals)) if vals.size else None
 
 
 def split_sides(mask: np.ndarray, pixels: np.ndarray) -> tuple[int, int] | None:
@@ -55,7 +62,7 @@ def split_sides(mask: np.ndarray, pixels: np.ndarray) -> tuple[int, int] | None:
     muscle = float(np.median(pixels[mask][::7]))
     best: tuple[float, int] | None = None
     for a, b in zip(blobs, blobs[1:]):
-        g = _gap_intensity(lab, a, b, pixels)
+        g = _gap_intensity(lab, stats, a, b, pixels)
         if g is not None and g < muscle and (best is None or g < best[0]):
             best = (g, (cent[a][0] + cent[b][0]) / 2)
     if best is None:
