@@ -166,12 +166,11 @@ def calibrate_run(run: Path, cohort: Path, console=None) -> dict:
     if len(fit_rows) < 8 or len(test_rows) < 3:
         raise ValueError(f"too few bilateral films with sex, height and DEXA (fit {len(fit_rows)}, test {len(test_rows)})")
     model_rep, cal = calibrate_rows(fit_rows, test_rows, "area_pred_cm2")
-    ceil_rep, _ = calibrate_rows(fit_rows, test_rows, "area_true_cm2")
+    ceil_rep, ceil_cal = calibrate_rows(fit_rows, test_rows, "area_true_cm2")
     out = {"model": model_rep, "ceiling": ceil_rep, "calibration": {**asdict(cal), "area_source": "model",
            "fit_on": "train+val films showing both thighs"}, "study": STUDY}
     write_text_atomic(run / "calibration.json", json.dumps(out, indent=2))
-    for key, area_key in (("model", "area_pred_cm2"), ("ceiling", "area_true_cm2")):
-        c = cal if key == "model" else calibrate_rows(fit_rows, test_rows, area_key)[1]
+    for key, area_key, c in (("model", "area_pred_cm2", cal), ("ceiling", "area_true_cm2", ceil_cal)):
         est = predict(c, np.array([float(r[area_key]) for r in test_rows]), [r["sex"] for r in test_rows],
                       np.array([float(r["height_m"]) for r in test_rows]))[:, 0]
         bland_altman_png(est, np.array([float(r["dexa_smi"]) for r in test_rows]), run / f"bland_altman_{key}.png",
