@@ -17,7 +17,7 @@ import numpy as np
 from edge.bundle import MANIFEST, muscle_probability, sha256
 from edge.preprocess import PERCENTILES, to_film_grid, to_model_input
 from edge.reader import read_film
-from train.data import PREP_VERSION, cached_arrays, dataset_info, load_cases, read_mask
+from train.data import PREP_VERSION, cached_arrays, load_cases, read_mask
 from train.evaluate import dice_iou
 from train.trainer import load_run
 

@@ -116,7 +116,7 @@ def calibrate(
     from .calibrate import calibrate_run
 
     try:
-        report = calibrate_run(run, data, console=console)
+        calibrate_run(run, data, console=console)
     except (ValueError, FileNotFoundError) as e:
         raise fail(f"{e}", 2)
     console.print((Path(run) / "calibration.md").read_text())
