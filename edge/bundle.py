@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .preprocess import flip_average
+
 MANIFEST = "manifest.json"
 # The shipped bundle: beside the source tree (a checkout, an editable install), or where
 # `pip install .` puts it (pyproject's data-files: <prefix>/share/sarco-edge/models/default).
@@ -92,5 +94,9 @@ def compile_bundle(bundle: Bundle, device: str = "CPU", cache_dir: Path | None =
 
 def muscle_probability(compiled, x: np.ndarray) -> np.ndarray:
     """Run the compiled model on a (1, 1, H, W) input; thigh-muscle probability (H, W)."""
-    logits = compiled(x)[compiled.output(0)]
-    return (1.0 / (1.0 + np.exp(-logits[0, 0]))).astype(np.float32)
+    out = compiled.output(0)
+
+    def once(inp: np.ndarray) -> np.ndarray:
+        return (1.0 / (1.0 + np.exp(-compiled(inp)[out][0, 0]))).astype(np.float32)
+
+    return flip_average(once, x)

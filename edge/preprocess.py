@@ -8,6 +8,7 @@ padding) to a fixed size divisible by 32, which smp's encoders need.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -79,3 +80,16 @@ def to_film_grid(prob: np.ndarray, box: Letterbox) -> np.ndarray:
     crop = np.ascontiguousarray(prob[box.top:box.top + box.height, box.left:box.left + box.width], np.float32)
     h, w = box.src_shape
     return cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
+
+
+def flip_average(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Mean of the model's probability on the input and on its mirror image, mirrored back.
+
+    A standing AP film mirrored left to right is still a plausible film (the thighs swap places),
+    so the two passes disagree only where the model is unsure: on muscle borders. Chosen on the
+    val split of study420 (U-Net++ IoU 0.931 -> 0.936 on each film's own grid); it costs a second
+    model call per film. Evaluation, quantization and the clinic all predict through this (the
+    per-epoch validation that picks a checkpoint during training uses one pass, for speed).
+    """
+    mirrored = predict(np.ascontiguousarray(x[..., ::-1]))[..., ::-1]
+    return ((predict(x) + mirrored) * np.float32(0.5)).astype(np.float32)

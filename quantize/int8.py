@@ -117,7 +117,8 @@ def write_bundle(ov_model, run: Path, cohort: Path, out: Path, cfg, metrics: dic
                   "preprocessing": {"module": "edge.preprocess", "version": PREP_VERSION,
                                     "normalise_percentiles": list(PERCENTILES),
                                     "letterbox": "aspect kept, zero pad, centred"}},
-        "output": {"kind": "logits", "activation": "sigmoid", "threshold": 0.5},
+        "output": {"kind": "logits", "activation": "sigmoid", "threshold": 0.5,
+                   "test_time": "mean of the film and its mirror image (edge.preprocess.flip_average)"},
         "labels": LABELS,
         "smi_calibration": calibration["calibration"] if calibration else None,
         "calibration_report": {k: calibration[k] for k in ("model", "ceiling")} if calibration else None,
@@ -143,6 +144,8 @@ def model_card(m: dict) -> str:
              "**Trained on synthetic films only** (the sarco-edge phantom). A screening aid, not a diagnosis: a site "
              "validates this model on its own films and DEXA results before any clinical use.", "",
              f"- input: {m['input']['size'][0]} x {m['input']['size'][1]} greyscale, preprocessing `edge.preprocess` v{m['input']['preprocessing']['version']}",
+             f"- output: {m['output']['activation']} of the logits, {m['output'].get('test_time', 'one pass')}, "
+             f"mapped bilinearly to the film's grid, threshold {m['output']['threshold']}",
              f"- accepted by `sarco quantize` with {a['method']}: val Dice FP32 {a['val_dice_fp32']}, INT8 {a['val_dice_int8']} "
              f"(drop {a['val_dice_drop']}, bound {a['max_drop']}), {a['val_films']} val films, {a['calibration_films']} calibration films"]
     if a.get("test"):

@@ -42,3 +42,17 @@ def test_mask_round_trip_through_the_model_grid(demo_cohort):
     assert dice > 0.95
     # Area error of a perfect low-resolution segmentation mapped back: a few percent at most.
     assert abs(np.count_nonzero(back) / np.count_nonzero(truth) - 1) < 0.03
+
+
+def test_flip_average_is_mirror_consistent_and_exact_for_an_equivariant_model():
+    from edge.preprocess import flip_average
+
+    rng = np.random.default_rng(3)
+    x = rng.random((1, 1, 64, 32), dtype=np.float32)
+    lopsided = lambda t: t[0, 0] * np.linspace(0, 1, t.shape[-1], dtype=np.float32)  # noqa: E731
+    a = flip_average(lopsided, x)
+    b = flip_average(lopsided, np.ascontiguousarray(x[..., ::-1]))
+    assert np.allclose(a, b[:, ::-1])                    # the mirrored film gets the mirrored answer
+    assert not np.allclose(a, lopsided(x))               # ... which one pass alone does not give
+    assert np.allclose(flip_average(lambda t: t[0, 0] ** 2, x), x[0, 0] ** 2)  # equivariant: unchanged
+    assert a.dtype == np.float32 and a.shape == (64, 32)

@@ -143,3 +143,26 @@ def test_train_evaluate_calibrate_end_to_end(tiny_cohort: Path, tmp_path: Path):
     assert set(cal["ceiling"]["test"]) >= {"pearson", "bland_altman", "flags", "regression_est_on_dexa"}
     SmiCalibration.from_dict(cal["calibration"]).predict(300.0, "F", 1.55)
     assert (run / "bland_altman_model.png").exists() and (run / "calibration.md").exists()
+
+    # A stored evaluation made with other weights is not reused: calibrate evaluates again.
+    val = run / "eval_val"
+    good = (val / "cases.csv").read_text()
+    stale = json.loads((val / "summary.json").read_text())
+    stale["weights_sha256"] = "0" * 64
+    (val / "summary.json").write_text(json.dumps(stale))
+    (val / "cases.csv").write_text(good.splitlines()[0] + "\n")
+    res = run_cli("train.cli", "calibrate", str(run), "--data", str(tiny_cohort))
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (val / "cases.csv").read_text() == good
+
+    # The results document reads every number from these files; the resumed run lists both commands.
+    hist = json.loads((run / "run.json").read_text())["history"]
+    assert [h["resume"] for h in hist] == [False, True] and hist[1]["from_epoch"] == 1
+    out = tmp_path / "RESULTS.md"
+    res = run_cli("train.report", str(tiny_cohort), str(run), "--final", str(run), "--out", str(out))
+    assert res.returncode == 0, res.stderr[-2000:]
+    text = out.read_text()
+    assert f"--run {run} --arch unet --encoder mobilenet_v2 --epochs 2 --resume" in text
+    assert f"{summary['iou']['mean']:.4f} +- {summary['iou']['sd']:.4f}" in text
+    assert f"| U-Net++ IoU >= 0.93 | {summary['iou']['mean']:.4f} | no |" in text
+    assert f"{cal['model']['test']['pearson']['r']:.3f} vs {cal['ceiling']['test']['pearson']['r']:.3f}" in text

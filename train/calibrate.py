@@ -147,11 +147,14 @@ STUDY = {"r": 0.72, "slope": 0.74, "source": "Park, Kim, Yoo, Healthcare 2025, 1
 def _eval_rows(run: Path, cohort: Path, split: str) -> list[dict]:
     import csv
 
-    from .evaluate import evaluate_run
+    from .evaluate import evaluate_run, evaluation_key
 
     f = Path(run) / f"eval_{split}" / "cases.csv"
-    if not f.exists():
-        evaluate_run(run, cohort, split)
+    summary = f.with_name("summary.json")
+    stored = json.loads(summary.read_text()) if summary.exists() else {}
+    key = evaluation_key(run)
+    if not f.exists() or any(stored.get(k) != v for k, v in key.items()) or stored.get("cohort") != str(cohort):
+        evaluate_run(run, cohort, split)  # none yet, or made with other weights, pipeline or cohort
     with open(f, newline="") as fh:
         return list(csv.DictReader(fh))
 

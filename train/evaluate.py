@@ -13,7 +13,7 @@ import numpy as np
 
 from edge.files import write_csv_atomic, write_text_atomic
 from edge.measure import thigh_areas
-from edge.preprocess import DEFAULT_SIZE, to_film_grid, to_model_input
+from edge.preprocess import DEFAULT_SIZE, flip_average, to_film_grid, to_model_input
 from edge.reader import read_film
 
 from .data import Case, load_cases, read_mask
@@ -95,8 +95,11 @@ def torch_predictor(model, classes: str) -> Predictor:
     from .trainer import muscle_prob
 
     @torch.no_grad()
-    def run(x: np.ndarray) -> np.ndarray:
+    def once(x: np.ndarray) -> np.ndarray:
         return muscle_prob(model(torch.from_numpy(x)), classes)[0].numpy()
+
+    def run(x: np.ndarray) -> np.ndarray:
+        return flip_average(once, x)
 
     return run
 
@@ -108,6 +111,17 @@ def bundle_predictor(bundle_dir: Path) -> tuple[Predictor, tuple[int, int], str]
     b = load_bundle(bundle_dir)
     compiled = compile_bundle(b)
     return (lambda x: muscle_probability(compiled, x)), b.input_size, f"{b.manifest['architecture']} {b.manifest['precision']}"
+
+
+# Bump when the way a film becomes a mask changes, so stored evaluations are not reused.
+PREDICT_VERSION = "2: flip_average, bilinear to the film grid, > 0.5"
+
+
+def evaluation_key(run: Path) -> dict:
+    """What a stored evaluation of a run was computed with: its weights and the prediction path."""
+    from edge.bundle import sha256
+
+    return {"weights_sha256": sha256(Path(run) / "best.pt"), "predict": PREDICT_VERSION}
 
 
 def evaluate_run(run: Path, cohort: Path, split: str = "test", progress=None) -> dict:
@@ -126,6 +140,7 @@ def evaluate_run(run: Path, cohort: Path, split: str = "test", progress=None) ->
         predictor, size, what = torch_predictor(model, cfg.classes), tuple(cfg.size), cfg.arch
         out = run / f"eval_{split}"
     rows = evaluate_cases(predictor, cases, size, progress)
-    summary = {"run": str(run), "cohort": str(cohort), "split": split, "arch": what, **summarise(rows)}
+    key = evaluation_key(run) if (run / "best.pt").exists() else {}
+    summary = {"run": str(run), "cohort": str(cohort), "split": split, "arch": what, **key, **summarise(rows)}
     write_report(rows, summary, out, f"{what} on {Path(cohort).name}, split {split}")
     return summary

@@ -1,18 +1,30 @@
-"""The comparison document: cohort, the three architectures side by side, and the calibration of
-the best one next to the mask ceiling and the study. Every number is read from the files the
-commands wrote (dataset.json, train_summary.json, eval_test/summary.json, calibration.json).
+"""The comparison document: cohort, the default model, the architectures and encoders at an equal
+budget, and the calibration of the default model next to the mask ceiling and the study. Every
+number is read from the files the commands wrote (dataset.json, run.json, train_summary.json,
+eval_test/summary.json, calibration.json), except the latency column, which this module measures.
 
-    python -m train.report COHORT RUN [RUN ...] --out train/RESULTS.md
+    python -m train.report COHORT RUN [RUN ...] --final RUN --out train/RESULTS.md
 """
 from __future__ import annotations
 
 import json
 import platform
+import time
 from pathlib import Path
 
+import numpy as np
 import typer
 
 from .calibrate import calibration_markdown
+
+HEADER = ("| model | encoder | params (M) | GFLOPs / film | torch ms / film | input | epochs | training time | "
+          "Dice mean +- SD | IoU mean +- SD | abs area err % (median) |")
+
+
+def _model(arch: str, encoder: str):
+    from .models import build_model
+
+    return build_model(arch, encoder).eval()
 
 
 def gflops(arch: str, encoder: str, size: tuple[int, int]) -> float:
@@ -20,21 +32,90 @@ def gflops(arch: str, encoder: str, size: tuple[int, int]) -> float:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    from .models import build_model
-
-    m = build_model(arch, encoder).eval()
+    m = _model(arch, encoder)
     with torch.no_grad(), FlopCounterMode(display=False) as fc:
         m(torch.zeros(1, 1, *size))
     return fc.get_total_flops() / 1e9
 
 
-def main(cohort: Path, runs: list[Path], out: Path = typer.Option(Path("train/RESULTS.md"))) -> None:
+def torch_latency_ms(arch: str, encoder: str, size: tuple[int, int], repeats: int = 10) -> float:
+    """Median torch eager FP32 forward time at batch 1 (the CPU cost that picks the encoder)."""
+    import torch
+
+    m = _model(arch, encoder).to(memory_format=torch.channels_last)
+    x = torch.zeros(1, 1, *size).to(memory_format=torch.channels_last)
+    times = []
+    with torch.no_grad():
+        for i in range(repeats + 2):
+            t0 = time.perf_counter()
+            m(x)
+            if i >= 2:
+                times.append(time.perf_counter() - t0)
+    return 1000 * float(np.median(times))
+
+
+def commands(run: Path, cohort: Path) -> list[str]:
+    """The `sarco train` invocations that built the run, from its recorded history."""
+    meta = json.loads((run / "run.json").read_text())
+    cfg = meta["config"]
+    enc = "" if cfg["arch"] == "vnet" else f" --encoder {cfg['encoder']}"
+    hist = meta.get("history") or [{"epochs": cfg["epochs"], "resume": False, "threads": cfg["threads"]}]
+    out = []
+    for h in hist:
+        thr = f" --threads {h['threads']}" if h.get("threads") else ""
+        out.append(f"sarco train {cohort} --run {run} --arch {cfg['arch']}{enc} --epochs {h['epochs']}"
+                   f"{' --resume' if h.get('resume') else ''}{thr}")
+    return out
+
+
+def row(run: Path) -> tuple[str, dict]:
+    s = json.loads((run / "train_summary.json").read_text())
+    meta = json.loads((run / "run.json").read_text())
+    size = tuple(meta["preprocessing"]["size"])
+    ev = json.loads((run / "eval_test" / "summary.json").read_text())
+    enc = meta["config"]["encoder"] if s["arch"] != "vnet" else "-"
+    g = gflops(s["arch"], meta["config"]["encoder"], size)
+    ms = torch_latency_ms(s["arch"], meta["config"]["encoder"], size)
+    line = (f"| {s['arch']} | {enc} | {s['params'] / 1e6:.2f} | {g:.1f} | {ms:.0f} | {size[0]}x{size[1]} | {s['epochs']} | "
+            f"{s['train_seconds'] / 60:.0f} min | {ev['dice']['mean']:.4f} +- {ev['dice']['sd']:.4f} | "
+            f"{ev['iou']['mean']:.4f} +- {ev['iou']['sd']:.4f} | {ev['abs_area_err_pct']['median']:.2f} |")
+    return line, ev
+
+
+def target_lines(ev: dict | None, cal: dict | None) -> list[str]:
+    """The training issue's targets, each with the measured value and whether it was met."""
+    out = ["| target | measured | met |", "|---|---|---|"]
+    if ev:
+        d, i = ev["dice"]["mean"], ev["iou"]["mean"]
+        out += [f"| U-Net++ Dice >= 0.95 | {d:.4f} | {'yes' if d >= 0.95 else 'no'} |",
+                f"| U-Net++ IoU >= 0.93 | {i:.4f} | {'yes' if i >= 0.93 else 'no'} |"]
+    if cal:
+        m, c = cal["model"]["test"], cal["ceiling"]["test"]
+        dr = m["pearson"]["r"] - c["pearson"]["r"]
+        out.append(f"| r within 0.01 of the mask ceiling (or above it) | {m['pearson']['r']:.3f} vs {c['pearson']['r']:.3f} "
+                   f"({dr:+.3f}) | {'yes' if dr >= -0.01 else 'no'} |")
+        for k in m["flags"]:
+            da = m["flags"][k]["auc"] - c["flags"][k]["auc"]
+            out.append(f"| {k} flag AUC within 0.02 of the ceiling (or above it) | {m['flags'][k]['auc']:.3f} vs "
+                       f"{c['flags'][k]['auc']:.3f} ({da:+.3f}) | {'yes' if da >= -0.02 else 'no'} |")
+    return out
+
+
+def main(cohort: Path, runs: list[Path] = typer.Argument(None, help="Runs trained at an equal budget."),
+         final: Path = typer.Option(None, "--final", help="The run the default bundle is quantized from."),
+         out: Path = typer.Option(Path("train/RESULTS.md"))) -> None:
+    import torch
+
+    torch.set_num_threads(2)
+    runs = runs or []
     info = json.loads((cohort / "dataset.json").read_text())
     c = info["ceiling"]
     lines = [
         "# Reproducing the study's comparison on the phantom cohort", "",
-        "Generated by `python -m train.report " + " ".join([str(cohort), *map(str, runs)]) + f" --out {out}` "
-        "from the files the commands below wrote. Synthetic films only.", "",
+        "Generated by `python -m train.report " + " ".join([str(cohort), *map(str, runs)])
+        + (f" --final {final}" if final else "") + f" --out {out}` from the files the commands below wrote; "
+        "the torch ms column is measured by the report itself (median of 10 forward passes at batch 1, "
+        "2 threads, FP32). Synthetic films only.", "",
         "## Cohort", "",
         f"`sarco phantom {cohort} --n {info['n_films']} --seed {info['seed']} --workers 2`: "
         f"{info['n_films']} films of {info['n_people']} people, generator {info['generator']['name']} "
@@ -42,36 +123,36 @@ def main(cohort: Path, runs: list[Path], out: Path = typer.Option(Path("train/RE
         f"splits by person {info['splits']}. People under the AWGS 2019 SMI cut-offs: {info['awgs2019_low_smi_share']:.1%}.", "",
         f"Ceiling Pearson r (mask thigh muscle area vs DEXA SMI, {c['films']} bilateral films): pooled {c['r_pooled']}, "
         f"women {c['r_F']} (n={c['n_F']}), men {c['r_M']} (n={c['n_M']}).", "",
-        "## Segmentation (test split, each film's own pixel grid)", "",
-        f"Machine: {platform.processor() or platform.machine()}, 2 CPU cores, torch eager FP32, no GPU.", "",
-        "| model | encoder | params (M) | GFLOPs / film | input | epochs | training time | Dice mean +- SD | IoU mean +- SD | abs area err % (median) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"Machine: {platform.processor() or platform.machine()}, 2 CPU cores, torch eager FP32, no GPU. "
+        "Segmentation metrics are on the test split, on each film's own pixel grid "
+        f"(`sarco evaluate RUN --data {cohort} --split test`).", "",
     ]
-    best = None
-    for run in runs:
-        s = json.loads((run / "train_summary.json").read_text())
-        meta = json.loads((run / "run.json").read_text())
-        size = tuple(meta["preprocessing"]["size"])
-        ev = json.loads((run / "eval_test" / "summary.json").read_text())
-        enc = meta["config"]["encoder"] if s["arch"] != "vnet" else "-"
-        g = gflops(s["arch"], meta["config"]["encoder"], size)
-        lines.append(
-            f"| {s['arch']} | {enc} | {s['params'] / 1e6:.2f} | {g:.1f} | {size[0]}x{size[1]} | {s['epochs']} | "
-            f"{s['train_seconds'] / 60:.0f} min | {ev['dice']['mean']:.4f} +- {ev['dice']['sd']:.4f} | "
-            f"{ev['iou']['mean']:.4f} +- {ev['iou']['sd']:.4f} | {ev['abs_area_err_pct']['median']:.2f} |")
-        if best is None or ev["dice"]["mean"] > best[1]:
-            best = (run, ev["dice"]["mean"])
-    lines += ["", "Commands: `sarco train COHORT --run RUN --arch ARCH --epochs N` then "
-              "`sarco evaluate RUN --data COHORT --split test`.", "",
-              "Read the table with its budgets: the epochs differ between models, and training time is the "
-              "wall time of each run on this shared 2-core machine (runs that overlapped with other work, or "
-              "with each other at one thread each, took longer per step than a quiet machine gives). A fair "
-              "architecture comparison needs equal epochs on a quiet machine.", ""]
-    if best and (best[0] / "calibration.json").exists():
-        cal = json.loads((best[0] / "calibration.json").read_text())
-        lines += [f"## SMI calibration of the best model ({best[0].name})", "",
-                  f"`sarco calibrate {best[0]} --data {cohort}`", "", calibration_markdown(cal),
+    final_ev = cal = None
+    if final:
+        line, final_ev = row(final)
+        lines += ["## The default model", "", HEADER, "|" + "---|" * 11, line, "",
+                  "Trained by:", "", *[f"    {cmd}" for cmd in commands(final, cohort)], "",
+                  "Training time is the sum of the training loops' wall time over these commands "
+                  "(validation included, start-up and caching excluded).", ""]
+        if (final / "calibration.json").exists():
+            cal = json.loads((final / "calibration.json").read_text())
+    if runs:
+        epochs = sorted({json.loads((r / "train_summary.json").read_text())["epochs"] for r in runs})
+        lines += ["## Architectures and encoders at an equal budget", "",
+                  f"Each trained for {', '.join(map(str, epochs))} epochs with the same seed, batch, learning rate "
+                  "and schedule, one torch thread per run, two runs side by side on the 2 cores (so a training "
+                  "time here is a one-core time).", "", HEADER, "|" + "---|" * 11]
+        cmds = []
+        for run in runs:
+            lines.append(row(run)[0])
+            cmds += commands(run, cohort)
+        lines += ["", "Trained by:", "", *[f"    {cmd}" for cmd in cmds], ""]
+    if cal:
+        lines += [f"## SMI calibration of the default model ({final})", "",
+                  f"`sarco calibrate {final} --data {cohort}`", "", calibration_markdown(cal),
                   f"Study figures: {cal['study']['source']}.", ""]
+    if final_ev or cal:
+        lines += ["## Targets of the training issue", "", *target_lines(final_ev, cal), ""]
     out.write_text("\n".join(lines) + "\n")
     print(out.read_text())
 

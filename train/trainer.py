@@ -130,19 +130,32 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
         total_steps = min(total_steps, cfg.max_steps)
     # Warm-up then cosine, a pure function of the step: a resumed run may extend its epochs.
     warm = max(int(0.05 * total_steps), 1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, 0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * min(s / max(total_steps, 1), 1.0)))))
+    def lr_factor(s: int) -> float:
+        return min((s + 1) / warm, 0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * min(s / max(total_steps, 1), 1.0))))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     state = {"epoch": 0, "step": 0, "best_dice": -1.0, "best_epoch": -1, "seconds": 0.0}
     rng = np.random.default_rng([cfg.seed, 17])
     last = run / "last.pt"
     if resume and last.exists():
         ck = torch.load(last, map_location="cpu", weights_only=False)
-        model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"]); sched.load_state_dict(ck["sched"])
+        model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"])
         state = ck["state"]
+        # The rate is a function of the step alone, so it is set from the step rather than from the
+        # saved scheduler: that works when --epochs grows, and for checkpoints of older schedulers.
+        sched.last_epoch = state["step"]
+        for group, base in zip(opt.param_groups, sched.base_lrs):
+            group["lr"] = base * lr_factor(state["step"])
         rng.bit_generator.state = ck["rng"]
         torch.set_rng_state(ck["torch_rng"])
     elif (run / "log.csv").exists():
         raise FileExistsError(f"{run} already holds a run; pass --resume to continue it")
-    meta = {"config": asdict(cfg), "params": count_params(model), "preprocessing": {
+    history = []
+    if resume and (run / "run.json").exists():
+        history = json.loads((run / "run.json").read_text()).get("history", [])
+    history.append({"epochs": cfg.epochs, "from_epoch": state["epoch"], "resume": bool(resume and state["epoch"]),
+                    "threads": cfg.threads})
+    meta = {"config": asdict(cfg), "history": history, "params": count_params(model), "preprocessing": {
         "size": list(cfg.size), "normalise_percentiles": list(PERCENTILES), "letterbox": "aspect kept, zero pad, centred",
         "version": PREP_VERSION}, "cohort": dataset_info(cohort), "labels": {"thigh_muscle": 1}}
     write_text_atomic(run / "run.json", json.dumps(meta, indent=2, default=str))
