@@ -95,9 +95,12 @@ def target_lines(ev: dict | None, cal: dict | None) -> list[str]:
         out.append(f"| r within 0.01 of the mask ceiling (or above it) | {m['pearson']['r']:.3f} vs {c['pearson']['r']:.3f} "
                    f"({dr:+.3f}) | {'yes' if dr >= -0.01 else 'no'} |")
         for k in m["flags"]:
-            da = m["flags"][k]["auc"] - c["flags"][k]["auc"]
-            out.append(f"| {k} flag AUC within 0.02 of the ceiling (or above it) | {m['flags'][k]['auc']:.3f} vs "
-                       f"{c['flags'][k]['auc']:.3f} ({da:+.3f}) | {'yes' if da >= -0.02 else 'no'} |")
+            am, ac = m["flags"][k]["auc"], c["flags"][k]["auc"]
+            if am is None or ac is None:  # a test split without both classes has no AUC
+                out.append(f"| {k} flag AUC within 0.02 of the ceiling | not computable | - |")
+                continue
+            out.append(f"| {k} flag AUC within 0.02 of the ceiling (or above it) | {am:.3f} vs {ac:.3f} "
+                       f"({am - ac:+.3f}) | {'yes' if am - ac >= -0.02 else 'no'} |")
     return out
 
 
