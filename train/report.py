@@ -128,7 +128,9 @@ def main(cohort: Path, runs: list[Path] = typer.Argument(None, help="Runs traine
         f"women {c['r_F']} (n={c['n_F']}), men {c['r_M']} (n={c['n_M']}).", "",
         f"Machine: {platform.processor() or platform.machine()}, 2 CPU cores, torch eager FP32, no GPU. "
         "Segmentation metrics are on the test split, on each film's own pixel grid "
-        f"(`sarco evaluate RUN --data {cohort} --split test`).", "",
+        f"(`sarco evaluate RUN --data {cohort} --split test`), with the clinic's prediction path: the "
+        "model's probability on the film and on its mirror image averaged (`edge.preprocess.flip_average`), "
+        "mapped bilinearly to the film's grid, threshold 0.5.", "",
     ]
     final_ev = cal = None
     if final:
@@ -144,7 +146,8 @@ def main(cohort: Path, runs: list[Path] = typer.Argument(None, help="Runs traine
         lines += ["## Architectures and encoders at an equal budget", "",
                   f"Each trained for {', '.join(map(str, epochs))} epochs with the same seed, batch, learning rate "
                   "and schedule, one torch thread per run, two runs side by side on the 2 cores (so a training "
-                  "time here is a one-core time).", "", HEADER, "|" + "---|" * 11]
+                  "time here is a one-core time; other work shared the machine during parts of these runs, so the "
+                  "times are upper bounds; Dice and IoU do not depend on it).", "", HEADER, "|" + "---|" * 11]
         cmds = []
         for run in runs:
             lines.append(row(run)[0])
