@@ -12,6 +12,7 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -92,11 +93,17 @@ def compile_bundle(bundle: Bundle, device: str = "CPU", cache_dir: Path | None =
     return core.compile_model(str(bundle.xml), device, cfg)
 
 
+def probability_from_logits(logits_of: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Thigh-muscle probability (H, W) for a (1, 1, H, W) input, given any call that returns the
+    model's (1, 1, H, W) logits: sigmoid, then flip averaging. The clinic and the benchmark's
+    backends all go through here, so they turn logits into a mask the same way."""
+    def once(inp: np.ndarray) -> np.ndarray:
+        return (1.0 / (1.0 + np.exp(-logits_of(inp)[0, 0]))).astype(np.float32)
+
+    return flip_average(once, x)
+
+
 def muscle_probability(compiled, x: np.ndarray) -> np.ndarray:
     """Run the compiled model on a (1, 1, H, W) input; thigh-muscle probability (H, W)."""
     out = compiled.output(0)
-
-    def once(inp: np.ndarray) -> np.ndarray:
-        return (1.0 / (1.0 + np.exp(-compiled(inp)[out][0, 0]))).astype(np.float32)
-
-    return flip_average(once, x)
+    return probability_from_logits(lambda inp: compiled(inp)[out], x)

@@ -104,20 +104,18 @@ def _runner(backend: str, run: Path, bundle: Path, work: Path):
 
 def child(backend: str, run: Path, bundle: Path, cohort: Path, n: int, result: Path, work: Path) -> None:
     """Runs in a fresh process: one backend, all films."""
-    from edge.preprocess import flip_average, to_film_grid
+    from edge.bundle import probability_from_logits
+    from edge.preprocess import to_film_grid
     from train.evaluate import dice_iou
 
     size = tuple(json.loads((bundle / "manifest.json").read_text())["input"]["size"])
     films = _films(cohort, n, size)
     f, tp, nbytes = _runner(backend, run, bundle, work)
-    def prob(x: np.ndarray) -> np.ndarray:
-        return (1 / (1 + np.exp(-f(x)[0, 0]))).astype(np.float32)
-
     f(films[0][0])  # warm-up
     lat, masks = [], []
     for x, box, _ in films:  # a film is what the clinic runs: two calls (film and mirror image)
         t = time.perf_counter()
-        p = flip_average(prob, x)
+        p = probability_from_logits(f, x)
         lat.append(time.perf_counter() - t)
         masks.append(to_film_grid(p, box) > 0.5)
     xs = [a for x, _, _ in films for a in (x, np.ascontiguousarray(x[..., ::-1]))]

@@ -144,15 +144,15 @@ def usable(rows: list[dict]) -> list[dict]:
 STUDY = {"r": 0.72, "slope": 0.74, "source": "Park, Kim, Yoo, Healthcare 2025, 13(19), 2488 (351 films, 157 patients)"}
 
 
-def _eval_rows(run: Path, cohort: Path, split: str) -> list[dict]:
+def _eval_rows(run: Path, cohort: Path, split: str, key: dict) -> list[dict]:
+    """The run's per-case evaluation of a split; `key` is `evaluation_key(run)`."""
     import csv
 
-    from .evaluate import evaluate_run, evaluation_key
+    from .evaluate import evaluate_run
 
     f = Path(run) / f"eval_{split}" / "cases.csv"
     summary = f.with_name("summary.json")
     stored = json.loads(summary.read_text()) if summary.exists() else {}
-    key = evaluation_key(run)
     if not f.exists() or any(stored.get(k) != v for k, v in key.items()) or stored.get("cohort") != str(cohort):
         evaluate_run(run, cohort, split)  # none yet, or made with other weights, pipeline or cohort
     with open(f, newline="") as fh:
@@ -164,8 +164,11 @@ def calibrate_run(run: Path, cohort: Path, console=None) -> dict:
     from dataclasses import asdict
 
     run, cohort = Path(run), Path(cohort)
-    fit_rows = usable(_eval_rows(run, cohort, "train") + _eval_rows(run, cohort, "val"))
-    test_rows = usable(_eval_rows(run, cohort, "test"))
+    from .evaluate import evaluation_key
+
+    key = evaluation_key(run)
+    fit_rows = usable(_eval_rows(run, cohort, "train", key) + _eval_rows(run, cohort, "val", key))
+    test_rows = usable(_eval_rows(run, cohort, "test", key))
     if len(fit_rows) < 8 or len(test_rows) < 3:
         raise ValueError(f"too few bilateral films with sex, height and DEXA (fit {len(fit_rows)}, test {len(test_rows)})")
     model_rep, cal = calibrate_rows(fit_rows, test_rows, "area_pred_cm2")

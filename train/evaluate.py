@@ -133,14 +133,15 @@ def evaluate_run(run: Path, cohort: Path, split: str = "test", progress=None) ->
     if (run / "manifest.json").exists():
         predictor, size, what = bundle_predictor(run)
         out = Path.cwd() / f"eval_{run.name}_{Path(cohort).name}_{split}"
+        key = {}
     else:
         from .trainer import load_run
 
         model, cfg = load_run(run)
         predictor, size, what = torch_predictor(model, cfg.classes), tuple(cfg.size), cfg.arch
         out = run / f"eval_{split}"
+        key = evaluation_key(run)
     rows = evaluate_cases(predictor, cases, size, progress)
-    key = evaluation_key(run) if (run / "best.pt").exists() else {}
     summary = {"run": str(run), "cohort": str(cohort), "split": split, "arch": what, **key, **summarise(rows)}
     write_report(rows, summary, out, f"{what} on {Path(cohort).name}, split {split}")
     return summary

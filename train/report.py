@@ -21,28 +21,21 @@ HEADER = ("| model | encoder | params (M) | GFLOPs / film | torch ms / film | in
           "Dice mean +- SD | IoU mean +- SD | abs area err % (median) |")
 
 
-def _model(arch: str, encoder: str):
-    from .models import build_model
-
-    return build_model(arch, encoder).eval()
-
-
-def gflops(arch: str, encoder: str, size: tuple[int, int]) -> float:
+def gflops(model, size: tuple[int, int]) -> float:
     """Forward multiply-adds x 2 for one film at the model's input size, counted by torch."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    m = _model(arch, encoder)
     with torch.no_grad(), FlopCounterMode(display=False) as fc:
-        m(torch.zeros(1, 1, *size))
+        model(torch.zeros(1, 1, *size))
     return fc.get_total_flops() / 1e9
 
 
-def torch_latency_ms(arch: str, encoder: str, size: tuple[int, int], repeats: int = 10) -> float:
+def torch_latency_ms(model, size: tuple[int, int], repeats: int = 10) -> float:
     """Median torch eager FP32 forward time at batch 1 (the CPU cost that picks the encoder)."""
     import torch
 
-    m = _model(arch, encoder).to(memory_format=torch.channels_last)
+    m = model.to(memory_format=torch.channels_last)
     x = torch.zeros(1, 1, *size).to(memory_format=torch.channels_last)
     times = []
     with torch.no_grad():
@@ -74,8 +67,10 @@ def row(run: Path) -> tuple[str, dict]:
     size = tuple(meta["preprocessing"]["size"])
     ev = json.loads((run / "eval_test" / "summary.json").read_text())
     enc = meta["config"]["encoder"] if s["arch"] != "vnet" else "-"
-    g = gflops(s["arch"], meta["config"]["encoder"], size)
-    ms = torch_latency_ms(s["arch"], meta["config"]["encoder"], size)
+    from .models import build_model
+
+    model = build_model(s["arch"], meta["config"]["encoder"]).eval()
+    g, ms = gflops(model, size), torch_latency_ms(model, size)
     line = (f"| {s['arch']} | {enc} | {s['params'] / 1e6:.2f} | {g:.1f} | {ms:.0f} | {size[0]}x{size[1]} | {s['epochs']} | "
             f"{s['train_seconds'] / 60:.0f} min | {ev['dice']['mean']:.4f} +- {ev['dice']['sd']:.4f} | "
             f"{ev['iou']['mean']:.4f} +- {ev['iou']['sd']:.4f} | {ev['abs_area_err_pct']['median']:.2f} |")
