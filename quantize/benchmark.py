@@ -165,7 +165,7 @@ def main(run: Path, bundle: Path = typer.Option(Path("models/default")), data: P
              "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         dv = np.mean([dice_iou(a, b)[0] for a, b in zip(r["masks"], ref["masks"])]) if ref else float("nan")
-        lines.append(f"| {r['backend']} | {r['median_ms']:.1f} | {base / r['median_ms']:.2f} | "
+        lines.append(f"| {r['backend']} | {r['median_ms']:.1f} | {(base / r['median_ms']) if base else float('nan'):.2f} | "
                      f"{(ov32 / r['median_ms']) if ov32 else float('nan'):.2f} | {r['throughput_fps']:.1f} | "
                      f"{r['peak_rss_mb']:.0f} | {r['file_mb']:.1f} | {r['dice_truth']:.4f} | {dv:.4f} |")
     text = "\n".join(lines) + "\n"
