@@ -82,15 +82,12 @@ def load_bundle(root: Path | None = None) -> Bundle:
 
 def compile_bundle(bundle: Bundle, device: str = "CPU", cache_dir: Path | None = None):
     """Compile for `device`; FP32 IRs run in f32 (this CPU would otherwise pick bf16)."""
-    import openvino as ov
+    from .ov import cpu_config, openvino
 
-    core = ov.Core()
+    core = openvino().Core()
     if cache_dir:
         core.set_property({"CACHE_DIR": str(cache_dir)})
-    cfg = {}
-    if device in ("CPU", "AUTO") or device.startswith("CPU"):
-        cfg["INFERENCE_PRECISION_HINT"] = "f32"
-    return core.compile_model(str(bundle.xml), device, cfg)
+    return core.compile_model(str(bundle.xml), device, cpu_config(device))
 
 
 def probability_from_logits(logits_of: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:

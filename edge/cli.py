@@ -202,9 +202,10 @@ def batch(
 @app.command()
 def info(model: Path = MODEL) -> None:
     """The model bundle (its card, checksums verified) and the OpenVINO devices found."""
-    import openvino as ov
-
     from .bundle import BundleError, load_bundle
+    from .ov import openvino
+
+    ov = openvino()
 
     core = ov.Core()
     out.print(f"sarco-edge {__version__}, OpenVINO {ov.get_version()}")

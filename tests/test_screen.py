@@ -154,19 +154,12 @@ def test_info_verifies_the_bundle_and_lists_devices():
     assert "checksums verified" in res.stdout and "device CPU" in res.stdout and "synthetic" in res.stdout.lower()
 
 
-def test_screen_opens_no_network_connection_and_leaks_no_identity(tmp_path: Path):
+def test_screen_leaks_no_identity(tmp_path: Path):
+    """(Network silence is observed with strace in test_network.py.)"""
     ds = pydicom.dcmread(SAMPLE, stop_before_pixels=True)
-    code = ("import socket, sys\n"
-            "def refuse(*a, **k): raise RuntimeError('NETWORK ATTEMPT')\n"
-            "socket.socket.connect = refuse; socket.socket.connect_ex = refuse; socket.create_connection = refuse\n"
-            "socket.getaddrinfo = refuse\n"
-            "from edge.cli import app\n"
-            f"sys.argv = ['sarco-edge', 'screen', {str(SAMPLE)!r}, '--overlay', {str(tmp_path / 'o.png')!r}]\n"
-            "app()\n")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+    res = run_cli("edge.cli", "screen", str(SAMPLE), "--overlay", str(tmp_path / "o.png"))
     assert res.returncode == 0, res.stderr[-2000:]
     text = res.stdout + res.stderr
-    assert "NETWORK" not in text
     assert str(ds.PatientName) not in text and str(ds.PatientID) not in text
     assert cv2.imread(str(tmp_path / "o.png")) is not None
 
