@@ -293,7 +293,8 @@ def _read_dicom(
         if samples != 3:
             raise ReadError("bad_header", f"{photometric} with {samples} samples per pixel is inconsistent")
     else:
-        raise ReadError("colour", f"photometric interpretation {photometric} is not a greyscale radiograph")
+        shown = photometric if _CODE_STRING.match(photometric) else "(malformed)"
+        raise ReadError("colour", f"photometric interpretation {shown} is not a greyscale radiograph")
 
     bits_alloc = _int(ds, "BitsAllocated")
     if bits_alloc not in (1, 8, 16, 32):
@@ -384,8 +385,8 @@ def _read_dicom(
         photometric=photometric_out,
         bits_stored=bits_stored,
         transfer_syntax=ts.name,
-        modality=_text(ds, "Modality"),
-        body_part=_text(ds, "BodyPartExamined"),
+        modality=_code_string(ds, "Modality"),
+        body_part=_code_string(ds, "BodyPartExamined"),
         notes=tuple(notes),
     )
 
@@ -820,13 +821,31 @@ def _text(ds: Dataset, keyword: str) -> str | None:
 
 
 def _sop_class_name(ds: Dataset) -> str:
+    """The SOP class by its registered name only: a header value never reaches a message.
+
+    A corrupted file can make the SOPClassUID element swallow the rest of the header (patient
+    name, id, birth date), and pydicom's `UID.name` returns an unknown UID as its own text.
+    """
+    from pydicom._uid_dict import UID_dictionary
+
     uid = _get(ds, "SOPClassUID") or _get(getattr(ds, "file_meta", Dataset()), "MediaStorageSOPClassUID")
-    if not uid:
-        return "unknown object type"
-    try:
-        return UID(str(uid)).name
-    except Exception:
-        return "unknown object type"
+    key = str(uid).strip().rstrip("\x00") if isinstance(uid, str) else None
+    if key and key in UID_dictionary:
+        return UID_dictionary[key][0]
+    return "unknown object type"
+
+
+_CODE_STRING = re.compile(r"^[A-Z0-9 _]{1,16}$")
+
+
+def _code_string(ds: Dataset, keyword: str) -> str | None:
+    """A CS value (Modality, BodyPartExamined) only when it is a valid code string: these reach
+    the report and `inspect`, and a garbled header must not carry free text (a name) there."""
+    value = _text(ds, keyword)
+    if value is None:
+        return None
+    value = value.upper()
+    return value if _CODE_STRING.match(value) else None
 
 
 def _valid_spacing(values: list[float] | None) -> tuple[float, float] | None:
