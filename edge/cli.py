@@ -34,6 +34,11 @@ def fail(message: str, code: int) -> typer.Exit:
 @app.callback()
 def main() -> None:
     """sarco-edge clinic runtime."""
+    import warnings
+
+    # Library warnings (pydicom, numpy) are for developers; what matters reaches the user as a
+    # note, a reason or one error line. Set once here, never swapped per call (not thread-safe).
+    warnings.simplefilter("ignore")
 
 
 def film_summary(path: Path, spacing_mm: float | None) -> dict:

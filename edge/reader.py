@@ -15,12 +15,14 @@ on a corrupted JPEG stream (see ``_ISOLATED_PLUGINS``).
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import pickle
 import re
 import struct
 import sys
+import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,11 +143,10 @@ def read_film(
     bounds the declared image size so a crafted header cannot exhaust memory.
     """
     try:
-        with warnings.catch_warnings():
-            # pydicom / numpy warn about oddities we either handle or note ourselves;
-            # a clinic user must not see library warnings (and -W error must not break us).
-            warnings.simplefilter("ignore")
-            return _read_film(Path(os.fspath(path)), spacing_mm, max_pixels)
+        # No warnings.catch_warnings here: it swaps process-wide state, and two batch prefetch
+        # threads reading at once saw each other's warnings (good films came back "truncated").
+        # The CLI silences library warnings once at start-up instead (edge.cli.main).
+        return _read_film(Path(os.fspath(path)), spacing_mm, max_pixels)
     except ReadError:
         raise
     except MemoryError as exc:
@@ -391,17 +392,46 @@ def _read_dicom(
     )
 
 
+class _EofSeen(logging.Handler):
+    """Which threads pydicom told "end of file" (it logs and warns, then drops the element).
+
+    A logging handler sees `record.thread`, so parsing in several threads at once cannot mix
+    up whose file was cut, unlike `warnings.catch_warnings`, which is process-wide.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.threads: set[int] = set()
+        self.guard = threading.Lock()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "end of file" in record.getMessage().lower():
+            with self.guard:
+                self.threads.add(record.thread or 0)
+
+    def take(self) -> bool:
+        """True if this thread was told "end of file" since its last call; resets it."""
+        me = threading.get_ident()
+        with self.guard:
+            seen = me in self.threads
+            self.threads.discard(me)
+        return seen
+
+
+_EOF = _EofSeen()
+logging.getLogger("pydicom").addHandler(_EOF)
+
+
 def _parse_dicom(path: Path, has_magic: bool, defer: bool) -> Dataset:
     """Parse the dataset (pixel data left on disk when ``defer``); errors become ReadError.
 
-    pydicom only *warns* when a file ends inside an undefined-length element (and
-    then silently drops it), so its warnings are recorded and checked here.
+    pydicom only *warns* (and logs) when a file ends inside an undefined-length element, then
+    silently drops it, so its log records are checked here, per thread (see `_EofSeen`).
     """
     truncated = ReadError("truncated", "the DICOM file ends before its header or pixel data is complete")
+    _EOF.take()
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            ds = pydicom.dcmread(os.fspath(path), force=True, defer_size=_DEFER_SIZE if defer else None)
+        ds = pydicom.dcmread(os.fspath(path), force=True, defer_size=_DEFER_SIZE if defer else None)
     except EOFError as exc:
         raise truncated from exc
     except MemoryError:
@@ -413,7 +443,7 @@ def _parse_dicom(path: Path, has_magic: bool, defer: bool) -> Dataset:
         if "end of file" in detail or "unexpected end" in detail or "truncat" in detail:
             raise truncated from exc
         raise ReadError("bad_header", f"the DICOM header cannot be parsed ({type(exc).__name__})") from exc
-    if any("end of file" in str(w.message).lower() for w in caught):
+    if _EOF.take():
         if not has_magic and not any(t in ds for t in _TYPICAL_TAGS):
             raise ReadError("not_an_image", "not an image: not DICOM, PNG, JPEG or TIFF")
         raise truncated
