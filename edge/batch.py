@@ -7,6 +7,7 @@ Reading and decoding the next films runs in a thread while the model works on th
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import re
@@ -38,9 +39,16 @@ def find_images(folder: Path, exclude: tuple[Path, ...] = ()) -> list[Path]:
 
 
 def overlay_name(rel: str) -> str:
-    """A flat, safe file name for a relative input path: it cannot leave the overlays folder."""
+    """A flat, safe, unique file name for a relative input path.
+
+    Readable part: the path with anything outside [A-Za-z0-9._-] replaced (it cannot leave the
+    overlays folder, and is cut to 120 characters); unique part: 12 hex digits of the sha256 of
+    the exact path bytes, so `x y` / `x_y`, `é` / `è`, `sub/a` / `sub__a` and long names that
+    share their first characters never overwrite each other.
+    """
     flat = re.sub(r"[^A-Za-z0-9._-]+", "_", rel.replace(os.sep, "__").replace("/", "__")).strip("._") or "film"
-    return flat[:200] + ".png"
+    digest = hashlib.sha256(os.fsencode(rel)).hexdigest()[:12]
+    return f"{flat[:120]}-{digest}.png"
 
 
 def _done_files(out_csv: Path) -> set[str]:

@@ -120,6 +120,20 @@ MODEL = typer.Option(None, "--model", help="Model bundle folder (default: the sh
 DEVICE = typer.Option("CPU", "--device", help="CPU, GPU, NPU or AUTO.")
 
 
+def _check_overlay_path(overlay: Path, image: Path) -> None:
+    """--overlay must be a new or existing .png in an existing folder, never the input itself."""
+    if overlay.suffix.lower() != ".png":
+        raise fail("--overlay must name a .png file", 2)
+    if not overlay.parent.is_dir():
+        raise fail(f"--overlay folder does not exist: {overlay.parent.name or overlay.parent}", 2)
+    try:
+        same = overlay.exists() and image.exists() and overlay.resolve().samefile(image.resolve())
+    except OSError:
+        same = False
+    if same:
+        raise fail("--overlay names the input image; choose another file", 2)
+
+
 def _human(rep: dict, name: str) -> None:
     t = Table(title=f"sarco-edge screen: {name}", show_header=False)
     area = rep["thigh_muscle_area_cm2"]
@@ -156,6 +170,8 @@ def screen(
     from .screen import write_overlay
 
     opts = _options(sex, height_cm, criteria, grip_kg, gait_speed, spacing_mm)
+    if overlay is not None:
+        _check_overlay_path(overlay, image)
     try:
         film = read_film(image, spacing_mm=spacing_mm)
     except ReadError as e:

@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from .bundle import Bundle, compile_bundle, load_bundle, muscle_probability
+from .files import write_bytes_atomic
 from .criteria import CRITERIA, category, mass_flag
 from .measure import thigh_areas
 from .preprocess import to_film_grid, to_model_input
@@ -159,9 +160,8 @@ def write_overlay(path: Path, film: Film, mask: np.ndarray, report: dict, max_he
     for i, t in enumerate(lines):
         cv2.putText(red, t, (8, 22 + 22 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(red, t, (8, 22 + 22 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 0), 1, cv2.LINE_AA)
-    path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    if not cv2.imwrite(str(tmp), red):
-        raise OSError(f"could not write overlay {path.name}")
-    os.replace(tmp, path)
+    ok, png = cv2.imencode(".png", red)
+    if not ok:
+        raise OSError("could not encode the overlay")
+    write_bytes_atomic(Path(path), png.tobytes())
 
