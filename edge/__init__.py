@@ -12,4 +12,10 @@ import sys as _sys
 if "openvino_telemetry" not in _sys.modules:
     _sys.modules["openvino_telemetry"] = None  # type: ignore[assignment]  # import -> ImportError
 
+# OpenCV refuses PNG/JPEG/TIFF images above this many pixels before allocating (its own check,
+# read once at first use); the reader's header checks refuse them earlier still.
+import os as _os
+
+_os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(120_000_000))
+
 __version__ = "0.1.0"
