@@ -8,21 +8,34 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
+import re
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 
 from .preprocess import flip_average
+from .smi import FORMS
 
 MANIFEST = "manifest.json"
 # The shipped bundle: beside the source tree (a checkout, an editable install), or where
 # `pip install .` puts it (pyproject's data-files: <prefix>/share/sarco-edge/models/default).
 _CANDIDATES = (Path(__file__).resolve().parents[1] / "models" / "default",
                Path(sys.prefix) / "share" / "sarco-edge" / "models" / "default")
+# sha256 of the manifest.json of each bundle this package ships. The manifest lists the sha256
+# of every other file, so this one digest binds the whole bundle: an edited calibration,
+# threshold or model file is refused. tests/test_bundle.py checks it against models/default.
+PINNED_MANIFESTS = {
+    "0878a233e4a931fc631981e44554ce499d1ebf83001cc20b806156c192ce8aab": "default (shipped)",
+}
+TRUST_FILE = "trusted_bundles.json"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def default_bundle() -> Path:
@@ -30,6 +43,12 @@ def default_bundle() -> Path:
     if env:
         return Path(env)
     return next((p for p in _CANDIDATES if (p / MANIFEST).is_file()), _CANDIDATES[0])
+
+
+def trust_store() -> Path:
+    """Where a site records the manifests of bundles it made or accepted (`sarco-edge trust`)."""
+    home = os.environ.get("SARCO_EDGE_HOME")
+    return Path(home) if home else Path.home() / ".config" / "sarco-edge"
 
 
 class BundleError(Exception):
@@ -48,6 +67,8 @@ def sha256(path: Path) -> str:
 class Bundle:
     root: Path
     manifest: dict
+    digest: str = ""      # sha256 of manifest.json
+    trust: str = ""       # "pinned", "trusted" (site trust store) or "unchecked" (training side)
 
     @property
     def xml(self) -> Path:
@@ -59,35 +80,147 @@ class Bundle:
         return int(h), int(w)
 
 
-def load_bundle(root: Path | None = None) -> Bundle:
-    """Read and verify a bundle (sha256 of every listed file)."""
+def _finite(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def validate_manifest(m: Any) -> None:
+    """Schema check of the fields the runtime uses; BundleError with one line naming the field."""
+    def need(ok: bool, what: str) -> None:
+        if not ok:
+            raise BundleError(f"manifest.json: {what}")
+
+    need(isinstance(m, dict), "not a JSON object")
+    for k in ("name", "version", "architecture", "precision"):
+        need(isinstance(m.get(k), str) and 0 < len(m[k]) <= 64, f"{k} must be a short string")
+    files = m.get("files")
+    need(isinstance(files, dict) and {"model_xml", "model_bin", "card"} <= set(files), "files must name model_xml, model_bin and card")
+    for k, name in files.items():
+        need(isinstance(name, str) and bool(_NAME.match(name)), f"files.{k} must be a plain file name inside the bundle")
+    digests = m.get("sha256")
+    need(isinstance(digests, dict), "sha256 must map file names to digests")
+    for name in files.values():
+        need(isinstance(digests.get(name), str) and bool(_HEX64.match(digests[name])), f"sha256 of {name} missing or malformed")
+    inp = m.get("input")
+    size = inp.get("size") if isinstance(inp, dict) else None
+    need(isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                            and 32 <= v <= 4096 and v % 32 == 0 for v in size),
+         "input.size must be [height, width], each a multiple of 32")
+    out = m.get("output")
+    need(isinstance(out, dict) and _finite(out.get("threshold")) and 0 < out["threshold"] < 1, "output.threshold must be in (0, 1)")
+    cal = m.get("smi_calibration")
+    if cal is not None:
+        need(isinstance(cal, dict), "smi_calibration must be an object")
+        need(cal.get("form") in FORMS, f"smi_calibration.form must be one of {', '.join(FORMS)}")
+        coef, A = cal.get("coef"), cal.get("xtx_inv")
+        need(isinstance(coef, list) and len(coef) == 4 and all(map(_finite, coef)), "smi_calibration.coef must be 4 numbers")
+        need(isinstance(A, list) and len(A) == 4 and all(isinstance(r, list) and len(r) == 4 and all(map(_finite, r)) for r in A),
+             "smi_calibration.xtx_inv must be 4 x 4 numbers")
+        need(_finite(cal.get("residual_sd")) and 0 < cal["residual_sd"] <= 3, "smi_calibration.residual_sd must be in (0, 3]")
+        need(_finite(cal.get("t95")) and 1.5 <= cal["t95"] <= 3.5, "smi_calibration.t95 must be in [1.5, 3.5]")
+        need(isinstance(cal.get("n"), int) and cal["n"] >= 5, "smi_calibration.n must be an integer >= 5")
+
+
+def _trusted_digests() -> set[str]:
+    f = trust_store() / TRUST_FILE
+    try:
+        data = json.loads(f.read_text())
+        return {d for d in data.get("manifests", {}) if isinstance(d, str) and _HEX64.match(d)}
+    except (OSError, ValueError, AttributeError):
+        return set()
+
+
+def trust_bundle(root: Path) -> str:
+    """Record a verified bundle's manifest digest in the site trust store; returns the digest."""
+    from .files import write_text_atomic
+
+    b = load_bundle(root, require_trust=False)
+    store = trust_store()
+    store.mkdir(parents=True, exist_ok=True)
+    f = store / TRUST_FILE
+    try:
+        data = json.loads(f.read_text())
+        assert isinstance(data.get("manifests"), dict)
+    except (OSError, ValueError, AssertionError, AttributeError):
+        data = {"manifests": {}}
+    data["manifests"][b.digest] = {"name": b.manifest["name"], "version": b.manifest["version"]}
+    write_text_atomic(f, json.dumps(data, indent=2))
+    return b.digest
+
+
+def load_bundle(root: Path | None = None, require_trust: bool = True) -> Bundle:
+    """Read, validate and verify a bundle: the manifest's own digest must be pinned in this
+    package or recorded in the site trust store (unless `require_trust` is False, as on the
+    training side), its fields must pass the schema, and every file its sha256."""
     root = Path(root) if root else default_bundle()
     mf = root / MANIFEST
     if not mf.is_file():
         raise BundleError(f"no model bundle at {root} (manifest.json missing)")
+    raw = mf.read_bytes()
+    digest = hashlib.sha256(raw).hexdigest()
+    if digest in PINNED_MANIFESTS:
+        trust = "pinned"
+    elif digest in _trusted_digests():
+        trust = "trusted"
+    elif require_trust:
+        raise BundleError(f"manifest.json of {root.name} (sha256 {digest[:12]}) is neither the shipped bundle nor in "
+                          "this site's trust store: refusing it (if this bundle is yours: sarco-edge trust DIR)")
+    else:
+        trust = "unchecked"
     try:
-        manifest = json.loads(mf.read_text())
-        files = manifest["files"]
-        digests = manifest["sha256"]
-    except (ValueError, KeyError) as e:
-        raise BundleError(f"manifest.json in {root} is not a valid bundle manifest ({e})") from None
-    for name in set(files.values()):
+        manifest = json.loads(raw)
+    except ValueError:
+        raise BundleError("manifest.json is not valid JSON") from None
+    validate_manifest(manifest)
+    real_root = root.resolve()
+    for name in set(manifest["files"].values()):
         p = root / name
-        if not p.is_file():
-            raise BundleError(f"model bundle file missing: {name}")
-        if sha256(p) != digests.get(name):
+        if p.is_symlink() or not p.is_file() or p.resolve().parent != real_root:
+            raise BundleError(f"model bundle file missing or not a plain file in the bundle: {name}")
+        if sha256(p) != manifest["sha256"][name]:
             raise BundleError(f"model bundle file {name} does not match its sha256 in manifest.json: refusing to run it")
-    return Bundle(root=root, manifest=manifest)
+    return Bundle(root=root, manifest=manifest, digest=digest, trust=trust)
+
+
+def _cache_is_intact(folder: Path) -> bool:
+    """Every file in the compiled-model cache is one we recorded after compiling, unchanged."""
+    index = folder / "sarco-cache.json"
+    try:
+        recorded = json.loads(index.read_text())
+        present = {p.name for p in folder.iterdir() if p.name != index.name}
+        return present == set(recorded) and all(sha256(folder / n) == d for n, d in recorded.items())
+    except (OSError, ValueError, AttributeError, TypeError):
+        return False
 
 
 def compile_bundle(bundle: Bundle, device: str = "CPU", cache_dir: Path | None = None):
-    """Compile for `device`; FP32 IRs run in f32 (this CPU would otherwise pick bf16)."""
+    """Compile for `device`; FP32 IRs run in f32 (this CPU would otherwise pick bf16).
+
+    The compiled-model cache lives in a folder named by the manifest digest and is used only
+    when every blob matches the digests recorded after the compile that wrote it: a corrupted
+    or planted blob is wiped and the model compiled afresh, so a cache cannot change a result.
+    """
+    from .files import write_text_atomic
     from .ov import cpu_config, openvino
 
     core = openvino().Core()
-    if cache_dir:
-        core.set_property({"CACHE_DIR": str(cache_dir)})
-    return core.compile_model(str(bundle.xml), device, cpu_config(device))
+    folder = None
+    if cache_dir and bundle.digest:
+        folder = Path(cache_dir) / f"{bundle.digest[:16]}-{device.replace(':', '_').replace(',', '_')}"
+        if folder.exists() and not _cache_is_intact(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+        fresh = not folder.exists()
+        folder.mkdir(parents=True, exist_ok=True)
+        core.set_property({"CACHE_DIR": str(folder)})
+    compiled = core.compile_model(str(bundle.xml), device, cpu_config(device))
+    shape = list(compiled.input(0).get_partial_shape().get_min_shape()) if compiled.input(0).get_partial_shape().is_dynamic \
+        else list(compiled.input(0).get_shape())
+    if shape != [1, 1, *bundle.input_size]:
+        raise BundleError(f"model input {shape} does not match manifest input.size {list(bundle.input_size)}")
+    if folder is not None and fresh:
+        blobs = {p.name: sha256(p) for p in folder.iterdir() if p.name != "sarco-cache.json"}
+        write_text_atomic(folder / "sarco-cache.json", json.dumps(blobs))
+    return compiled
 
 
 def probability_from_logits(logits_of: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:

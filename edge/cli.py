@@ -238,8 +238,27 @@ def info(model: Path = MODEL) -> None:
         b = load_bundle(model)
     except BundleError as e:
         raise fail(f"model bundle: {e}", EXIT_MODEL)
-    out.print(f"model bundle {b.root}: checksums verified ({len(b.manifest['sha256'])} files)")
+    out.print(f"model bundle {b.root}: checksums verified ({len(b.manifest['sha256'])} files), "
+              f"manifest sha256 {b.digest} ({b.trust})")
     out.print((b.root / b.manifest["files"]["card"]).read_text())
+
+
+@app.command()
+def trust(bundle: Path = typer.Argument(..., help="A model bundle folder this site made (sarco-edge calibrate) or accepts.")) -> None:
+    """Record a bundle in this site's trust store, after checking every file against its manifest.
+
+    The shipped bundle is pinned in the package; any other bundle runs only once trusted here,
+    so an edited manifest (calibration, thresholds) or model file is refused.
+    """
+    from .bundle import BundleError, trust_bundle, trust_store
+
+    try:
+        digest = trust_bundle(bundle)
+    except BundleError as e:
+        raise fail(f"model bundle: {e}", EXIT_MODEL)
+    except OSError as e:
+        raise fail(f"trust store {trust_store()} cannot be written ({e.strerror or type(e).__name__})", 5)
+    out.print(f"trusted {bundle.name}: manifest sha256 {digest}")
 
 
 if __name__ == "__main__":

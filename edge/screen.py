@@ -60,7 +60,8 @@ class Screener:
         self.calibration = SmiCalibration.from_dict(cal) if cal else None
         m = self.bundle.manifest
         self.model_info = {"name": m["name"], "version": m["version"], "architecture": m["architecture"],
-                           "precision": m["precision"], "sha256": m["sha256"]["model.bin"], "device": device}
+                           "precision": m["precision"], "sha256": m["sha256"]["model.bin"],
+                           "manifest_sha256": self.bundle.digest, "trust": self.bundle.trust, "device": device}
 
     def segment(self, film: Film) -> tuple[np.ndarray, float]:
         """Thigh-muscle mask on the film's grid and the model's confidence in it."""

@@ -108,7 +108,9 @@ def child(backend: str, run: Path, bundle: Path, cohort: Path, n: int, result: P
     from edge.preprocess import to_film_grid
     from train.evaluate import dice_iou
 
-    size = tuple(json.loads((bundle / "manifest.json").read_text())["input"]["size"])
+    from edge.bundle import load_bundle
+
+    size = load_bundle(bundle, require_trust=False).input_size
     films = _films(cohort, n, size)
     f, tp, nbytes = _runner(backend, run, bundle, work)
     f(films[0][0])  # warm-up

@@ -45,7 +45,7 @@ def test_quantize_writes_a_verified_bundle_and_refuses_tampering(tiny_run, tmp_p
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["precision"] == "INT8" and manifest["architecture"] == "unet"
     assert "synthetic" in manifest["trained_on"] and "synthetic" in (out / "MODEL_CARD.md").read_text().lower()
-    bundle = load_bundle(out)
+    bundle = load_bundle(out, require_trust=False)
     compiled = compile_bundle(bundle)
     prob = muscle_probability(compiled, np.zeros((1, 1, *bundle.input_size), np.float32))
     assert prob.shape == bundle.input_size and 0 <= prob.min() and prob.max() <= 1
@@ -53,7 +53,7 @@ def test_quantize_writes_a_verified_bundle_and_refuses_tampering(tiny_run, tmp_p
     data[len(data) // 2] ^= 0xFF
     (out / "model.bin").write_bytes(bytes(data))
     with pytest.raises(BundleError, match="sha256"):
-        load_bundle(out)
+        load_bundle(out, require_trust=False)
 
 
 def test_quantize_that_cannot_meet_the_bound_writes_nothing(tiny_run, tmp_path):

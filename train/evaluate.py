@@ -108,7 +108,7 @@ def bundle_predictor(bundle_dir: Path) -> tuple[Predictor, tuple[int, int], str]
     """The clinic's own OpenVINO model (checksums verified), as a predictor."""
     from edge.bundle import compile_bundle, load_bundle, muscle_probability
 
-    b = load_bundle(bundle_dir)
+    b = load_bundle(bundle_dir, require_trust=False)  # the training side checks files, not trust
     compiled = compile_bundle(b)
     return (lambda x: muscle_probability(compiled, x)), b.input_size, f"{b.manifest['architecture']} {b.manifest['precision']}"
 
