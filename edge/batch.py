@@ -7,11 +7,13 @@ Reading and decoding the next films runs in a thread while the model works on th
 from __future__ import annotations
 
 import csv
+import errno
 import hashlib
 import io
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -25,17 +27,64 @@ COLUMNS = ["file", "status", "error_kind", "error", "flag", "reasons", "thigh_mu
 PREFETCH = 2
 
 
-def find_images(folder: Path, exclude: tuple[Path, ...] = ()) -> list[Path]:
-    """Every regular file under `folder`, recursively, in a stable order (hidden files skipped)."""
+@dataclass(frozen=True)
+class Entry:
+    """One thing found under the folder: a file to screen, or one skipped with its reason."""
+
+    path: Path
+    rel: str                 # the CSV's `file` cell: relative, '/'-separated, undecodable bytes as \\xNN
+    skip: str | None = None  # why it gets a `skipped` row instead of a screen
+
+
+def display_name(rel_path: str) -> str:
+    """A relative path as text that always encodes (names with invalid UTF-8 bytes included)."""
+    return os.fsencode(rel_path).decode("utf-8", "backslashreplace")
+
+
+def find_images(folder: Path, exclude: tuple[Path, ...] = ()) -> list[Entry]:
+    """Everything under `folder`, recursively, in a stable order, each with what will happen to it.
+
+    The rule (README): regular files are screened; hidden files and folders (name starting with
+    '.'), links that lead nowhere, FIFOs/devices/sockets and folders that cannot be read get a
+    `skipped` row saying why; the output CSV and overlays folder are left out silently.
+    """
     ex = {p.resolve() for p in exclude}
-    files = []
-    for root, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() not in ex)
+    entries: list[Entry] = []
+
+    def rel(p: Path) -> str:
+        return display_name(p.relative_to(folder).as_posix())
+
+    def unreadable(err: OSError) -> None:
+        if err.filename and Path(err.filename) != folder:
+            entries.append(Entry(Path(err.filename), rel(Path(err.filename)), "folder cannot be read"))
+
+    for root, dirs, names in os.walk(folder, onerror=unreadable):
+        keep = []
+        for d in sorted(dirs):
+            p = Path(root) / d
+            if p.resolve() in ex:
+                continue
+            if d.startswith("."):
+                entries.append(Entry(p, rel(p), "hidden folder"))
+            else:
+                keep.append(d)
+        dirs[:] = keep
         for n in sorted(names):
             p = Path(root) / n
-            if not n.startswith(".") and p.is_file() and p.resolve() not in ex:
-                files.append(p)
-    return files
+            try:
+                if p.resolve() in ex:
+                    continue
+            except OSError:
+                pass
+            if n.startswith("."):
+                entries.append(Entry(p, rel(p), "hidden file"))
+            elif p.is_symlink() and not p.exists():
+                entries.append(Entry(p, rel(p), "link that leads nowhere"))
+            elif not p.is_file():
+                entries.append(Entry(p, rel(p), "not a regular file"))
+            else:
+                entries.append(Entry(p, rel(p)))
+    return sorted(entries, key=lambda e: e.rel)
 
 
 def overlay_name(rel: str) -> str:
@@ -51,28 +100,48 @@ def overlay_name(rel: str) -> str:
     return f"{flat[:120]}-{digest}.png"
 
 
+class BatchError(Exception):
+    """The batch cannot go on (output not writable, CSV locked or not ours). str(e) is one line."""
+
+
 def _done_files(out_csv: Path) -> set[str]:
     """Files already in the CSV; a torn last line (killed mid-write) is cut off first."""
     if not out_csv.exists():
         return set()
     data = out_csv.read_bytes()
+    if data and not data.startswith((",".join(COLUMNS) + "\n").encode()):
+        raise BatchError(f"{out_csv.name} is not a sarco-edge batch CSV of this version: choose another --out")
     if data and not data.endswith(b"\n"):
         keep = data.rfind(b"\n") + 1
         with open(out_csv, "r+b") as f:
             f.truncate(keep)
         data = data[:keep]
-    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
+    rows = list(csv.DictReader(io.StringIO(data.decode("utf-8", "replace"))))
     return {r["file"] for r in rows}
+
+
+_FORMULA = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(v: object) -> object:
+    """Text that a spreadsheet would run as a formula gets a leading apostrophe."""
+    return "'" + v if isinstance(v, str) and v.startswith(_FORMULA) else v
 
 
 def _line(row: dict) -> bytes:
     buf = io.StringIO()
-    csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n").writerow({k: row.get(k, "") for k in COLUMNS})
+    csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n").writerow({k: _cell(row.get(k, "")) for k in COLUMNS})
     return buf.getvalue().encode("utf-8")
 
 
 def _append(fd: int, data: bytes) -> None:
-    os.write(fd, data)
+    """Write all of `data` (os.write may write less) and fsync; a full disk raises OSError."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, "no bytes written")
+        view = view[n:]
     os.fsync(fd)
 
 
@@ -89,49 +158,80 @@ def _row(rel: str, rep: dict) -> dict:
             "model_version": f"{rep['model']['name']} {rep['model']['version']} {rep['model']['precision']}"}
 
 
+def _lock(out_csv: Path):
+    from filelock import FileLock, Timeout
+
+    lock = FileLock(str(out_csv.with_name(out_csv.name + ".lock")), timeout=0)
+    try:
+        lock.acquire()
+    except Timeout:
+        raise BatchError(f"another batch is writing {out_csv.name}; wait for it or choose another --out") from None
+    return lock
+
+
 def run_batch(folder: Path, out_csv: Path, opts: Options, screener: Screener, overlays: Path | None = None,
               resume: bool = False, progress: Callable[[int, int], None] | None = None) -> dict:
+    """Screen every entry into `out_csv`, one row each; OSError/BatchError stop it (one line)."""
     folder, out_csv = Path(folder), Path(out_csv)
+    lock = _lock(out_csv)
+    try:
+        return _run_locked(folder, out_csv, opts, screener, overlays, resume, progress)
+    finally:
+        lock.release()
+
+
+def _run_locked(folder, out_csv, opts, screener, overlays, resume, progress) -> dict:
     if out_csv.exists() and not resume:
-        raise FileExistsError(f"{out_csv.name} exists; pass --resume to continue it or choose another --out")
-    exclude = tuple(p for p in (out_csv, overlays) if p)
-    files = find_images(folder, exclude)
+        raise BatchError(f"{out_csv.name} exists; pass --resume to continue it or choose another --out")
+    exclude = tuple(p for p in (out_csv, out_csv.with_name(out_csv.name + ".lock"), overlays) if p)
+    entries = find_images(folder, exclude)
     done = _done_files(out_csv) if resume else set()
-    todo = [f for f in files if f.relative_to(folder).as_posix() not in done]
+    todo = [e for e in entries if _cell(e.rel) not in done]  # the CSV holds names as written
     if overlays:
         overlays.mkdir(parents=True, exist_ok=True)
-    counts = {"files": len(files), "skipped_done": len(files) - len(todo), "screened": 0, "low_muscle_mass": 0,
-              "borderline": 0, "normal": 0, "not_assessable": 0, "errors": 0}
+    counts = {"files": len(entries), "skipped_done": len(entries) - len(todo), "screened": 0, "low_muscle_mass": 0,
+              "borderline": 0, "normal": 0, "not_assessable": 0, "errors": 0, "skipped": 0}
     new = not out_csv.exists() or out_csv.stat().st_size == 0
     fd = os.open(out_csv, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         if new:
             _append(fd, (",".join(COLUMNS) + "\n").encode())
 
-        def load(p: Path):
+        def load(e: Entry):
+            if e.skip:
+                return None
             try:
-                return read_film(p, spacing_mm=opts.spacing_mm)
-            except ReadError as e:
-                return e
+                return read_film(e.path, spacing_mm=opts.spacing_mm)
+            except ReadError as err:
+                return err
 
         with ThreadPoolExecutor(max_workers=PREFETCH) as pool:
-            futures = [pool.submit(load, p) for p in todo[:PREFETCH]]
-            for i, path in enumerate(todo):
+            futures = [pool.submit(load, e) for e in todo[:PREFETCH]]
+            for i, entry in enumerate(todo):
                 if i + PREFETCH < len(todo):
                     futures.append(pool.submit(load, todo[i + PREFETCH]))
                 film = futures[i].result()
                 futures[i] = None
-                rel = path.relative_to(folder).as_posix()
-                if isinstance(film, ReadError):
+                rel = entry.rel
+                if entry.skip:
+                    row = {"file": rel, "status": "skipped", "error_kind": "skipped", "error": entry.skip}
+                    counts["skipped"] += 1
+                elif isinstance(film, ReadError):
                     row = {"file": rel, "status": "error", "error_kind": film.kind, "error": str(film)}
                     counts["errors"] += 1
                 else:
-                    res = screener.screen(path, opts, film)
-                    row = _row(rel, res.report)
-                    counts["screened"] += 1
-                    counts[res.report["flag"]] += 1
-                    if overlays:
-                        write_overlay(overlays / overlay_name(rel), res.film, res.mask, res.report)
+                    try:
+                        res = screener.screen(entry.path, opts, film)
+                    except Exception as exc:  # one film must not stop the batch; the row says so
+                        row = {"file": rel, "status": "error", "error_kind": "screen_failed",
+                               "error": f"screening failed ({type(exc).__name__})"}
+                        counts["errors"] += 1
+                    else:
+                        row = _row(rel, res.report)
+                        counts["screened"] += 1
+                        counts[res.report["flag"]] += 1
+                        if overlays:
+                            write_overlay(overlays / overlay_name(rel), res.film, res.mask, res.report)
                 _append(fd, _line(row))
                 if progress:
                     progress(i + 1, len(todo))

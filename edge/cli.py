@@ -1,7 +1,7 @@
 """`sarco-edge`: the clinic command line. No torch, no network.
 
 Exit codes (documented in README): 0 ok, 2 usage error, 3 the input could not be read as a film,
-4 model bundle problem.
+4 model bundle problem, 5 an output could not be written.
 """
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from .reader import ReadError, read_film
 
 EXIT_BAD_INPUT = 3
 EXIT_MODEL = 4
+EXIT_OUTPUT = 5
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="sarco-edge: offline thigh-muscle screening on long-leg radiographs. A screening aid, not a diagnosis.")
@@ -203,17 +204,28 @@ def batch(
         def render(self, task) -> Text:
             return Text(f"{task.speed:.1f} films/s" if task.speed else "- films/s")
 
-    from .batch import run_batch
+    from .batch import BatchError, run_batch
 
     opts = _options(sex, height_cm, criteria, None, None, spacing_mm)
     if out_csv.exists() and not resume:
         raise fail(f"{out_csv.name} exists; pass --resume to continue it or choose another --out", 2)
+    if not out_csv.parent.is_dir():
+        raise fail(f"--out folder does not exist: {out_csv.parent}", 2)
+    if overlays is not None and overlays.exists() and not overlays.is_dir():
+        raise fail(f"--overlays is a file, not a folder: {overlays.name}", 2)
     scr = _screener(model, device)
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), Rate(),
-                  TimeRemainingColumn(), console=err) as bar:
-        tid = bar.add_task("screening", total=None)
-        counts = run_batch(folder, out_csv, opts, scr, overlays, resume,
-                           progress=lambda k, n: bar.update(tid, completed=k, total=n))
+    try:
+        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), Rate(),
+                      TimeRemainingColumn(), console=err, transient=True) as bar:
+            tid = bar.add_task("screening", total=None)
+            counts = run_batch(folder, out_csv, opts, scr, overlays, resume,
+                               progress=lambda k, n: bar.update(tid, completed=k, total=n))
+    except BatchError as e:
+        raise fail(str(e), 2)
+    except OSError as e:
+        what = Path(e.filename).name if e.filename else out_csv.name
+        raise fail(f"output cannot be written ({what}: {e.strerror or type(e).__name__}); rows so far are kept, "
+                   "fix it and run again with --resume", EXIT_OUTPUT)
     t = Table(title="batch summary", show_header=False)
     for k, v in counts.items():
         t.add_row(k.replace("_", " "), str(v))

@@ -153,7 +153,11 @@ def read_film(
         raise ReadError("too_large", "not enough memory to read this image") from exc
     except RecursionError as exc:
         raise ReadError("bad_header", "the file header is malformed (nested too deeply)") from exc
-    except Exception as exc:  # last line of defence: never a traceback for the user
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # last line of defence: never a traceback for the user
+        # BaseException: a Rust decoder's panic (pylibjpeg-rle) is a pyo3 PanicException,
+        # which derives from BaseException, and would otherwise stop a whole batch.
         raise ReadError(
             "decode_failed", f"the file could not be read ({type(exc).__name__})"
         ) from exc
@@ -592,27 +596,33 @@ def _decode_dicom(ds: Dataset, ts: UID) -> np.ndarray:
 
     plugins = [name for name in decoder.available_plugins if name != "pillow"]
     # In-process plugins first (J2K goes to openjpeg before gdcm): gdcm runs isolated.
-    plugins.sort(key=lambda name: name in _ISOLATED_PLUGINS)
+    plugins.sort(key=lambda name: _isolated(name, ts))
     if not plugins:
         raise ReadError(
             "unsupported_syntax",
             f"no decoder installed for {ts.name} (needs python-gdcm or pylibjpeg plugins)",
         )
-    first_exc: Exception | None = None
+    first_exc: BaseException | None = None
     for name in plugins:
         try:
-            return _decode_with(ds, name)
-        except MemoryError:
+            return _decode_with(ds, name, ts)
+        except (MemoryError, KeyboardInterrupt, SystemExit):
             raise
-        except Exception as exc:
+        except BaseException as exc:  # a Rust plugin's panic too: the next plugin may manage
             first_exc = first_exc or exc
     assert first_exc is not None
     raise _decode_error(first_exc, ts) from first_exc
 
 
-def _decode_with(ds: Dataset, plugin: str) -> np.ndarray:
+def _isolated(plugin: str, ts: UID) -> bool:
+    """gdcm always; pylibjpeg for RLE, whose Rust decoder panics on some corrupt segments and
+    prints a Rust backtrace to stderr before Python sees the PanicException."""
+    return plugin in _ISOLATED_PLUGINS or (plugin == "pylibjpeg" and ts == pydicom.uid.RLELossless)
+
+
+def _decode_with(ds: Dataset, plugin: str, ts: UID | None = None) -> np.ndarray:
     """Decode with one named plugin ("" for native data), isolating the risky ones."""
-    if plugin in _ISOLATED_PLUGINS:
+    if ts is not None and _isolated(plugin, ts):
         return _decode_isolated(ds, plugin)
     ds.pixel_array_options(decoding_plugin=plugin) if plugin else ds.pixel_array_options()
     arr = ds.pixel_array
@@ -665,7 +675,33 @@ def _child_decode(mini: Dataset, plugin: str) -> tuple[str, Any]:
         return ("error", str(exc) or type(exc).__name__)
 
 
-def _fork_target(mini: Dataset, plugin: str, conn: Any) -> None:
+def _pdeathsig() -> None:
+    """Linux: the kernel kills this child when its parent dies (a killed batch leaves no decoder
+    holding memory and the caller's stdout). Elsewhere the closed pipe ends it (firmware_notes)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # PR_SET_PDEATHSIG
+        except Exception:
+            pass
+
+
+def _die_with_parent() -> None:
+    _pdeathsig()
+    try:  # never write to the caller's terminal or pipe
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+    except OSError:
+        pass
+
+
+def _fork_target(mini: Dataset, plugin: str, conn: Any, parent_end: Any = None) -> None:
+    if parent_end is not None:
+        parent_end.close()  # else the child's own copy keeps the pipe open after the parent dies
+    _die_with_parent()
     try:
         conn.send(_child_decode(mini, plugin))
     finally:
@@ -675,6 +711,7 @@ def _fork_target(mini: Dataset, plugin: str, conn: Any) -> None:
 def _child_main() -> None:
     """Entry point of the subprocess decoder: pickle in on stdin, pickle out on stdout."""
     mini, plugin = pickle.loads(sys.stdin.buffer.read())
+    _pdeathsig()  # (stdout stays: it is the result pipe here)
     result = _child_decode(mini, plugin)
     sys.stdout.buffer.write(_CHILD_MAGIC + pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL))
     sys.stdout.buffer.flush()
@@ -685,7 +722,7 @@ def _run_forked(mini: Dataset, plugin: str) -> tuple[str, Any] | None:
 
     ctx = multiprocessing.get_context("fork")
     receiver, sender = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_fork_target, args=(mini, plugin, sender), daemon=True)
+    proc = ctx.Process(target=_fork_target, args=(mini, plugin, sender, receiver), daemon=True)
     proc.start()  # raises inside daemonic workers; the caller falls back
     sender.close()
     message: tuple[str, Any] | None = None
