@@ -6,6 +6,7 @@ Exit codes (documented in README): 0 ok, 2 usage error, 3 the input could not be
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -86,10 +87,15 @@ def inspect(
     out.print(t)
 
 
+_DEVICE = re.compile(r"^(CPU|GPU(\.\d+)?|NPU|(AUTO|MULTI|HETERO)(:[A-Z0-9.,]+)?)$")
+
+
 def _screener(model: Path | None, device: str):
     from .bundle import BundleError
     from .screen import Screener
 
+    if not _DEVICE.match(device or ""):
+        raise fail("--device must be CPU, GPU, GPU.N, NPU or AUTO (AUTO:..., MULTI:..., HETERO:...)", 2)
     try:
         return Screener(model, device)
     except BundleError as e:

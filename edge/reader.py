@@ -1246,7 +1246,34 @@ def _png_size(fh: Any, size: int) -> tuple[int, int]:
     tail = fh.read()
     if b"IEND" not in tail:
         raise ReadError("truncated", "PNG file is truncated (no end marker)")
+    _png_checksums(fh, size)
     return width, height
+
+
+def _png_checksums(fh: Any, size: int) -> None:
+    """Every chunk's CRC, checked before libpng sees the file: libpng prints its own
+    "libpng error:" lines to stderr for a damaged chunk, ahead of the tool's one line."""
+    import zlib
+
+    pos = 8
+    while pos + 12 <= size:
+        fh.seek(pos)
+        length, ctype = struct.unpack(">I4s", fh.read(8))
+        if pos + 12 + length > size:
+            raise ReadError("truncated", "PNG file is truncated (a chunk runs past the end)")
+        crc = 0
+        left = length
+        crc = zlib.crc32(ctype, crc)
+        while left:
+            block = fh.read(min(left, 1 << 20))
+            crc = zlib.crc32(block, crc)
+            left -= len(block)
+        (stored,) = struct.unpack(">I", fh.read(4))
+        if stored != crc & 0xFFFFFFFF:
+            raise ReadError("decode_failed", "PNG data is damaged (a chunk checksum does not match)")
+        if ctype == b"IEND":
+            return
+        pos += 12 + length
 
 
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}

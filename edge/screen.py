@@ -158,9 +158,13 @@ def write_overlay(path: Path, film: Film, mask: np.ndarray, report: dict, max_he
     lines = [f"thigh muscle {area:.1f} cm2" if area is not None else f"thigh muscle {report['thigh_muscle_area_px']} px",
              f"SMI {report['smi_estimate']} [{', '.join(map(str, report['smi_interval_95']))}]" if report["smi_estimate"] else "SMI -",
              f"{report['criteria']}: {report['flag']}", "screening only, not a diagnosis"]
+    # Text on a dark box sized by getTextSize, drawn once: no outline pass whose width could
+    # differ from the text's (OpenCV 5 draws thick strokes wider, which garbled outlined text).
     for i, t in enumerate(lines):
-        cv2.putText(red, t, (8, 22 + 22 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (0, 0, 0), 3, cv2.LINE_AA)
-        cv2.putText(red, t, (8, 22 + 22 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 0), 1, cv2.LINE_AA)
+        (tw, th), base = cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1)
+        y = 22 + 22 * i
+        cv2.rectangle(red, (4, y - th - 4), (12 + tw, y + base + 2), (0, 0, 0), -1)
+        cv2.putText(red, t, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 0), 1, cv2.LINE_AA)
     ok, png = cv2.imencode(".png", red)
     if not ok:
         raise OSError("could not encode the overlay")

@@ -45,3 +45,42 @@ def test_the_clinic_runtime_imports_no_training_stack():
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == ""
+
+
+def test_a_damaged_png_gives_the_tool_line_only(tmp_path: Path):
+    import cv2
+    import numpy as np
+
+    img = (np.random.default_rng(0).random((300, 120)) * 255).astype(np.uint8)
+    data = bytearray(cv2.imencode(".png", img)[1].tobytes())
+    data[200] ^= 0xFF  # inside IDAT: libpng would print "libpng error: IDAT: CRC error" first
+    (tmp_path / "d.png").write_bytes(bytes(data))
+    res = run_cli("edge.cli", "screen", str(tmp_path / "d.png"), "--spacing-mm", "1")
+    assert res.returncode == 3
+    assert res.stderr.splitlines() == ["error: d.png: PNG data is damaged (a chunk checksum does not match)"]
+
+
+def test_an_unknown_device_is_a_usage_error():
+    res = run_cli("edge.cli", "screen", str(SAMPLE), "--device", "XYZ")
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "--device" in res.stderr
+
+
+def test_training_commands_on_a_clinic_install_say_what_to_install():
+    code = ("import sys; sys.modules['torch'] = None\n"
+            "from train.cli import app\n"
+            "sys.argv = ['sarco', 'train', 'cohort', '--run', 'r']\n"
+            "app()\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert res.returncode == 2, res.stderr[-1000:]
+    assert res.stderr.strip().splitlines() == [res.stderr.strip()] and ".[train]" in res.stderr
+
+
+def test_phantom_with_compression_is_byte_reproducible(tmp_path: Path):
+    for run in ("a", "b"):
+        res = run_cli("train.cli", "phantom", str(tmp_path / run), "--n", "1", "--seed", "4", "--compress", "rle",
+                      "--no-preview")
+        assert res.returncode == 0, res.stderr[-1000:]
+    a = sorted((tmp_path / "a" / "images").iterdir())
+    b = sorted((tmp_path / "b" / "images").iterdir())
+    assert [p.name for p in a] == [p.name for p in b] and a
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b))

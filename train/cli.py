@@ -19,8 +19,22 @@ def fail(message: str, code: int, label: str = "error") -> typer.Exit:
 
 
 @app.callback()
-def main() -> None:
+def main(ctx: typer.Context) -> None:
     """sarco-edge training side: cohorts, models, calibration, export."""
+    import importlib.util
+
+    # `sarco phantom` needs only the clinic install; every other command needs the training stack.
+    if ctx.invoked_subcommand not in (None, "phantom"):
+        def absent(m: str) -> bool:
+            try:
+                return importlib.util.find_spec(m) is None
+            except (ImportError, ValueError):
+                return True
+
+        missing = [m for m in ("torch", "segmentation_models_pytorch", "nncf", "onnx") if absent(m)]
+        if missing:
+            raise fail(f"'sarco {ctx.invoked_subcommand}' needs the training stack ({', '.join(missing)} missing): "
+                       "pip install -e '.[train]'", 2)
 
 
 @app.command()

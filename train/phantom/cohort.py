@@ -83,7 +83,9 @@ def _render_one(task: FilmTask) -> dict:
     stored, proj = render(task.person, acq, rng)
     ds = build_dataset(stored, task.person, acq, task.case_id, task.seed, GENERATOR_VERSION)
     if task.compress != "none":
-        ds.compress(COMPRESSION[task.compress])
+        # generate_instance_uid=False: the UIDs come from the seed (build_dataset), so the same
+        # seed gives the same bytes with any --compress.
+        ds.compress(COMPRESSION[task.compress], generate_instance_uid=False)
     write_dicom(task.out / "images" / f"{task.case_id}.dcm", ds)
     mask_path = task.out / "masks" / f"{task.case_id}.png"
     tmp = mask_path.with_name(mask_path.stem + ".tmp.png")
