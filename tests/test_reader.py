@@ -265,9 +265,9 @@ def test_pillow_plugin_is_never_used(monkeypatch: pytest.MonkeyPatch) -> None:
     used: list[str] = []
     real_decode_with = reader._decode_with
 
-    def spy(ds, plugin):
+    def spy(ds, plugin, ts=None):
         used.append(plugin)
-        return real_decode_with(ds, plugin)
+        return real_decode_with(ds, plugin, ts)
 
     monkeypatch.setattr(reader, "_decode_with", spy)
     film = read_film(PYDICOM_FILES / "SC_jpeg_no_color_transform.dcm")  # JPEG baseline
