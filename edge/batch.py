@@ -21,7 +21,8 @@ from .reader import ReadError, read_film
 from .screen import Options, Screener, write_overlay
 
 COLUMNS = ["file", "status", "error_kind", "error", "flag", "reasons", "thigh_muscle_area_cm2", "right_cm2", "left_cm2",
-           "thigh_muscle_area_px", "smi_estimate", "smi_low", "smi_high", "criteria", "cutoff", "category", "sex",
+           "thigh_muscle_area_px", "sides_seen", "smi_basis", "smi_estimate", "smi_low", "smi_high", "p_low",
+           "criteria", "cutoff", "category", "sex",
            "sex_source", "height_m", "height_source", "pixel_spacing_mm", "pixel_spacing_source",
            "segmentation_confidence", "model_version"]
 PREFETCH = 2
@@ -150,6 +151,7 @@ def _row(rel: str, rep: dict) -> dict:
     return {"file": rel, "status": "ok", "flag": rep["flag"], "reasons": "; ".join(rep["reasons"]),
             "thigh_muscle_area_cm2": rep["thigh_muscle_area_cm2"], "right_cm2": rep["right_cm2"],
             "left_cm2": rep["left_cm2"], "thigh_muscle_area_px": rep["thigh_muscle_area_px"],
+            "sides_seen": rep["sides_seen"], "smi_basis": rep.get("smi_basis") or "", "p_low": rep.get("p_low"),
             "smi_estimate": rep["smi_estimate"], "smi_low": lo, "smi_high": hi, "criteria": rep["criteria"],
             "cutoff": rep["cutoff"], "category": rep.get("category", ""), "sex": rep["sex"],
             "sex_source": rep["sex_source"], "height_m": rep["height_m"], "height_source": rep["height_source"],

@@ -20,6 +20,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .preprocess import flip_average
+from .criteria import CRITERIA
 from .smi import FORMS
 
 MANIFEST = "manifest.json"
@@ -31,7 +32,7 @@ _CANDIDATES = (Path(__file__).resolve().parents[1] / "models" / "default",
 # of every other file, so this one digest binds the whole bundle: an edited calibration,
 # threshold or model file is refused. tests/test_bundle.py checks it against models/default.
 PINNED_MANIFESTS = {
-    "0878a233e4a931fc631981e44554ce499d1ebf83001cc20b806156c192ce8aab": "default (shipped)",
+    "9e2940a78b241ffc01d8bfb532c265469565cbecffa1feb41ef60d3845b0dbf8": "default 0.1.0 (shipped)",
 }
 TRUST_FILE = "trusted_bundles.json"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -119,6 +120,17 @@ def validate_manifest(m: Any) -> None:
         need(_finite(cal.get("residual_sd")) and 0 < cal["residual_sd"] <= 3, "smi_calibration.residual_sd must be in (0, 3]")
         need(_finite(cal.get("t95")) and 1.5 <= cal["t95"] <= 3.5, "smi_calibration.t95 must be in [1.5, 3.5]")
         need(isinstance(cal.get("n"), int) and cal["n"] >= 5, "smi_calibration.n must be an integer >= 5")
+        for k, hi in (("interval_scale", 10.0), ("one_side_sd", 3.0)):
+            if k in cal:
+                need(_finite(cal[k]) and 0 <= cal[k] <= hi and (k != "interval_scale" or cal[k] > 0),
+                     f"smi_calibration.{k} out of range")
+    dec = m.get("decision")
+    if dec is not None:
+        need(isinstance(dec, dict), "decision must be an object")
+        for k, th in dec.items():
+            need(k in CRITERIA, f"decision.{k}: unknown criteria")
+            need(isinstance(th, dict) and _finite(th.get("clear")) and _finite(th.get("refer"))
+                 and 0 <= th["clear"] <= th["refer"] <= 1, f"decision.{k} needs 0 <= clear <= refer <= 1")
 
 
 def _trusted_digests() -> set[str]:

@@ -150,8 +150,19 @@ def _human(rep: dict, name: str) -> None:
     if rep["smi_estimate"] is not None:
         lo, hi = rep["smi_interval_95"]
         t.add_row("SMI estimate", f"{rep['smi_estimate']:.2f} kg/m2 (95% interval {lo:.2f} to {hi:.2f}; {rep['smi_basis']})")
-    t.add_row("criteria", f"{rep['criteria']}, cut-off {rep['cutoff']}" if rep["cutoff"] else rep["criteria"])
+    if rep["cutoff"]:
+        from .criteria import CRITERIA
+
+        who = "women" if rep["sex"] == "F" else "men"
+        t.add_row("criteria", f"{CRITERIA[rep['criteria']].name}: low muscle mass below {rep['cutoff']} kg/m2 ({who})")
+    else:
+        t.add_row("criteria", rep["criteria"])
+    if rep.get("p_low") is not None:
+        t.add_row("P(DEXA SMI below cut-off)", f"{rep['p_low']:.2f} (refer at >= {rep['decision_thresholds']['refer']:.2f}, "
+                  f"normal at <= {rep['decision_thresholds']['clear']:.2f})")
     t.add_row("flag", rep["flag"] + ("" if not rep["reasons"] else ": " + "; ".join(rep["reasons"])))
+    if rep.get("flag_meaning"):
+        t.add_row("what next", rep["flag_meaning"])
     if "category" in rep:
         t.add_row("category", rep["category"])
     t.add_row("sex", f"{rep['sex'] or '-'} ({rep['sex_source'] or 'unknown'})")
@@ -259,6 +270,76 @@ def info(model: Path = MODEL) -> None:
     out.print(f"model bundle {b.root}: checksums verified ({len(b.manifest['sha256'])} files), "
               f"manifest sha256 {b.digest} ({b.trust})")
     out.print((b.root / b.manifest["files"]["card"]).read_text())
+
+
+def _run_site(label: str, what: str, work):
+    """Run a site command's work with a progress bar; its errors become one line."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from .site import SiteError
+
+    try:
+        with Progress(f"[progress.description]{label}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                      console=err, transient=True) as bar:
+            tid = bar.add_task(label, total=None)
+            return work(lambda k, n: bar.update(tid, completed=k, total=n))
+    except SiteError as e:
+        raise fail(str(e), 2)
+    except OSError as e:
+        raise fail(f"{what} cannot be written ({e.strerror or type(e).__name__})", EXIT_OUTPUT)
+
+
+@app.command()
+def calibrate(
+    folder: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder with the site's films."),
+    dexa: Path = typer.Option(..., "--dexa", exists=True, dir_okay=False,
+                              help="CSV: file, person, sex, height_cm, dexa_smi [, alm_kg, days_between]."),
+    out_dir: Path = typer.Option(..., "--out", help="New folder for the site bundle."),
+    model: Path = MODEL, device: str = DEVICE, spacing_mm: float = SPACING,
+    skip_unusable: bool = typer.Option(False, "--skip-unusable", help="Calibrate without films that cannot be read or assessed."),
+) -> None:
+    """Fit this site's SMI calibration and decision thresholds on its own films and DEXA; write a new bundle."""
+    from .site import site_calibrate
+
+    scr = _screener(model, device)
+    res = _run_site("measuring", "the site bundle",
+                    lambda progress: site_calibrate(folder, dexa, out_dir, scr, spacing_mm, skip_unusable, progress))
+    t = Table(title=f"site bundle {out_dir.name} (trusted on this machine)", show_header=False)
+    rep = res["report"]
+    t.add_row("films / people", f"{res['films']} / {res['people']} ({res['excluded']} excluded)")
+    t.add_row("form", f"{rep['form']} (cv RMSE " + ", ".join(f"{k} {v:.3f}" for k, v in rep["cv_rmse"].items()) + ")")
+    t.add_row("interval", f"scale {rep['interval_scale']:.2f}, out-of-fold coverage {rep['oof_interval_coverage']:.3f}")
+    for name, d in res["decision"].items():
+        t.add_row(name, f"normal at p_low <= {d['clear']:.3f}, refer at >= {d['refer']:.3f}: sensitivity "
+                  f"{d['sensitivity']:.2f}, specificity {d['specificity']:.2f}, borderline {d['borderline_share']:.2f}")
+    out.print(t)
+
+
+@app.command()
+def validate(
+    folder: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder with the site's films."),
+    dexa: Path = typer.Option(..., "--dexa", exists=True, dir_okay=False, help="CSV as for calibrate."),
+    out_dir: Path = typer.Option(..., "--out", help="Folder for validation.json and validation.html."),
+    model: Path = MODEL, device: str = DEVICE, criteria: str = CRIT, spacing_mm: float = SPACING,
+) -> None:
+    """How the bundle agrees with this site's DEXA: r, CCC, Bland-Altman, sensitivity/specificity, coverage."""
+    from .criteria import CRITERIA
+    from .site import site_validate
+
+    if criteria not in CRITERIA:
+        raise fail(f"--criteria must be one of {', '.join(CRITERIA)}", 2)
+    scr = _screener(model, device)
+    rep = _run_site("screening", "the report",
+                    lambda progress: site_validate(folder, dexa, out_dir, scr, criteria, spacing_mm, progress))
+    a = rep["all"]
+    if "pearson" in a:
+        d = a["decision"]
+        out.print(f"{rep['assessed']} of {rep['films']} films assessed: r {a['pearson']['r']:.3f}, CCC {a['ccc']:.3f}, "
+                  f"sensitivity {d['sensitivity']:.2f}, specificity {d['specificity']:.2f}, borderline "
+                  f"{d['borderline_share']:.2f}, 95% interval coverage {a['interval_coverage_95']:.3f}")
+    else:
+        out.print(f"{rep['assessed']} of {rep['films']} films assessed: too few for agreement statistics")
+    out.print(f"report: {out_dir / 'validation.html'}")
 
 
 @app.command()

@@ -1,5 +1,5 @@
-"""Sarcopenia criteria: AWGS 2019 and EWGSOP2 cut-offs, the muscle-mass flag from the SMI
-interval, and the full category when grip strength and/or gait speed are given.
+"""Sarcopenia criteria: AWGS 2019 and EWGSOP2 cut-offs and the full category when grip strength
+and/or gait speed are given. The single source of the cut-offs (training and clinic alike).
 """
 from __future__ import annotations
 
@@ -19,16 +19,6 @@ CRITERIA = {
     "awgs2019": Criteria("AWGS 2019", {"M": 7.0, "F": 5.4}, {"M": 28.0, "F": 18.0}, 1.0, False),
     "ewgsop2": Criteria("EWGSOP2", {"M": 7.0, "F": 5.5}, {"M": 27.0, "F": 16.0}, 0.8, True),
 }
-
-
-def mass_flag(low: float, high: float, cutoff: float) -> str:
-    """low_muscle_mass when the whole 95 % interval is under the cut-off, normal when it is all at
-    or above it, borderline when it straddles it."""
-    if high < cutoff:
-        return "low_muscle_mass"
-    if low >= cutoff:
-        return "normal"
-    return "borderline"
 
 
 def category(crit: Criteria, sex: str, flag: str, grip_kg: float | None, gait_mps: float | None) -> dict:

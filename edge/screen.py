@@ -15,19 +15,17 @@ import numpy as np
 
 from .bundle import Bundle, compile_bundle, load_bundle, muscle_probability
 from .files import write_bytes_atomic
-from .criteria import CRITERIA, category, mass_flag
+from .criteria import CRITERIA, category
+from .decision import MEANING, Flag, Thresholds, decide
 from .measure import thigh_areas
+from .quality import quality_gate
 from .preprocess import to_film_grid, to_model_input
 from .reader import Film, read_film
 from .smi import SmiCalibration
 
-DISCLAIMER = "Screening result on a synthetic-trained model, not a diagnosis: confirm with DEXA and clinical assessment."
-NOT_LEG_PARTS = {"CHEST", "ABDOMEN", "HEAD", "SKULL", "HAND", "WRIST", "ELBOW", "SHOULDER", "ARM", "CSPINE",
-                 "TSPINE", "LSPINE", "SPINE", "BREAST", "NECK", "FOOT", "ANKLE", "PELVIS"}
-MIN_ASPECT = 1.6             # long-leg films are tall: rows / columns
-MIN_FILM_HEIGHT_CM = 60.0
-THIGH_AREA_CM2 = (60.0, 600.0)   # one thigh, between gluteal fold and condyles
-MIN_CONFIDENCE = 0.85
+DISCLAIMER = ("Screening aid, not a diagnosis: the model was trained on synthetic films; a radiograph speaks to "
+              "muscle mass only (not strength or performance). The area is the thigh muscle projected on an AP film, "
+              "not a CT cross-section. Confirm with DEXA or BIA and grip strength.")
 DEFAULT_CACHE = Path(os.environ.get("SARCO_EDGE_CACHE", Path.home() / ".cache" / "sarco-edge" / "ov"))
 
 
@@ -58,6 +56,7 @@ class Screener:
         self.compiled = compile_bundle(self.bundle, device, cache_dir)
         cal = self.bundle.manifest.get("smi_calibration")
         self.calibration = SmiCalibration.from_dict(cal) if cal else None
+        self.thresholds = {k: Thresholds.from_dict(v) for k, v in (self.bundle.manifest.get("decision") or {}).items()}
         m = self.bundle.manifest
         self.model_info = {"name": m["name"], "version": m["version"], "architecture": m["architecture"],
                            "precision": m["precision"], "sha256": m["sha256"]["model.bin"],
@@ -87,23 +86,7 @@ class Screener:
         else:
             height, h_src = None, None
         areas = thigh_areas(mask, film.spacing_mm, film.pixels)
-        reasons: list[str] = []
-        rows, cols = film.pixels.shape
-        part = (film.body_part or "").upper().replace(" ", "")
-        tall_enough = film.spacing_mm is None or rows * film.spacing_mm[0] / 10 >= MIN_FILM_HEIGHT_CM
-        if part in NOT_LEG_PARTS or rows / cols < MIN_ASPECT or not tall_enough:
-            reasons.append("image is not a long-leg (lower-extremity) film")
-        quality = {"segmentation_confidence": round(confidence, 4), "sides_seen": areas.sides_seen,
-                   "aspect_ratio": round(rows / cols, 3)}
-        if not reasons:
-            if areas.sides_seen == 0 or confidence < MIN_CONFIDENCE:
-                reasons.append("segmentation failed quality checks (low confidence or no thigh muscle found)")
-            elif areas.unit == "cm2":
-                per_side = [a for a in (areas.right, areas.left) if a is not None] or [areas.total]
-                plausible = all(THIGH_AREA_CM2[0] <= a <= THIGH_AREA_CM2[1] for a in per_side)
-                quality["area_plausible"] = plausible
-                if not plausible:
-                    reasons.append("segmentation failed quality checks (thigh muscle area implausible)")
+        reasons, quality = quality_gate(film, areas, confidence)
         if film.spacing_mm is None:
             reasons.append("no pixel spacing (give --spacing-mm): area in pixels only")
         if sex not in ("F", "M"):
@@ -125,18 +108,29 @@ class Screener:
             "pixel_spacing_source": film.spacing_source,
             "quality": quality, "model": self.model_info, "note": DISCLAIMER,
         }
-        if reasons or self.calibration is None:
-            if self.calibration is None and not reasons:
-                reasons.append("model bundle carries no SMI calibration")
-            rep["flag"] = "not_assessable"
+        th = self.thresholds.get(opts.criteria)
+        if not reasons and (self.calibration is None or th is None):
+            reasons.append("model bundle carries no SMI calibration or decision thresholds for these criteria")
+        rep["p_low"] = None
+        rep["smi_basis"] = None
+        if reasons:
+            rep["flag"] = Flag.NOT_ASSESSABLE.value
+            rep["flag_meaning"] = MEANING[Flag.NOT_ASSESSABLE]
             return rep
-        # One thigh seen (common after hip surgery): the estimate rests on that side, doubled.
+        # One thigh seen (common after hip surgery): the estimate rests on that side, doubled,
+        # with the interval widened for left/right asymmetry (one_side_sd in the calibration).
         area_for_smi = areas.total * 2 if one_side else areas.total
-        est, lo, hi = self.calibration.predict(area_for_smi, sex, height)
+        cutoff = crit.smi[sex]
+        est, lo, hi = self.calibration.predict(area_for_smi, sex, height, one_side=one_side)
+        p_low = self.calibration.p_low(area_for_smi, sex, height, cutoff, one_side=one_side)
+        flag = decide(p_low, th)
         rep["smi_estimate"] = round(est, 2)
         rep["smi_interval_95"] = [round(lo, 2), round(hi, 2)]
+        rep["p_low"] = round(p_low, 4)
+        rep["decision_thresholds"] = {"clear": th.clear, "refer": th.refer}
         rep["smi_basis"] = "one thigh, doubled (the other is not on the film)" if one_side else "both thighs"
-        rep["flag"] = mass_flag(lo, hi, crit.smi[sex])
+        rep["flag"] = flag.value
+        rep["flag_meaning"] = MEANING[flag]
         if opts.grip_kg is not None or opts.gait_mps is not None:
             rep.update(category(crit, sex, rep["flag"], opts.grip_kg, opts.gait_mps))
         return rep

@@ -121,6 +121,7 @@ def write_bundle(ov_model, run: Path, cohort: Path, out: Path, cfg, metrics: dic
                    "test_time": "mean of the film and its mirror image (edge.preprocess.flip_average)"},
         "labels": LABELS,
         "smi_calibration": calibration["calibration"] if calibration else None,
+        "decision": calibration.get("decision") if calibration else None,
         "calibration_report": {k: calibration[k] for k in ("model", "ceiling")} if calibration else None,
         "accepted_metrics": {**metrics, "test": json.loads(test_eval.read_text()) if test_eval.exists() else None},
         "cohort": {k: run_meta.get("cohort", {}).get(k) for k in ("name", "generator", "seed", "n_films", "n_people", "ceiling")},

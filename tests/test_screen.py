@@ -26,6 +26,27 @@ KEYS = {"thigh_muscle_area_cm2", "left_cm2", "right_cm2", "smi_estimate", "smi_i
         "pixel_spacing_source", "quality", "model", "note"}
 
 
+MANIFEST = json.loads((DEFAULT / "manifest.json").read_text())
+
+
+def independent_p_low(rep: dict) -> float:
+    """P(DEXA SMI < cut-off) recomputed from the shipped manifest with scipy (loglinear form)."""
+    import math
+
+    from scipy import stats
+
+    cal = MANIFEST["smi_calibration"]
+    assert cal["form"] == "loglinear"
+    one = rep["sides_seen"] == 1
+    area = rep["thigh_muscle_area_cm2"] * (2 if one else 1)
+    x = np.array([1.0, math.log(area), 1.0 if rep["sex"] == "M" else 0.0, math.log(rep["height_m"])])
+    mean = float(x @ np.array(cal["coef"]))
+    s = cal["residual_sd"] * math.sqrt(1 + x @ np.array(cal["xtx_inv"]) @ x) * cal["interval_scale"]
+    if one:
+        s = math.hypot(s, cal["one_side_sd"])
+    return float(stats.t.cdf((math.log(rep["cutoff"]) - mean) / s, cal["n"] - 4))
+
+
 def screen(*args: str) -> tuple[subprocess.CompletedProcess, dict | None]:
     res = run_cli("edge.cli", "screen", *args, "--json")
     return res, (json.loads(res.stdout) if res.returncode == 0 else None)
@@ -62,8 +83,12 @@ def test_screen_phantom_films_of_both_sexes_against_truth(mixed_cohort: Path):
         if rep["flag"] != "not_assessable":
             lo, hi = rep["smi_interval_95"]
             assert lo < rep["smi_estimate"] < hi
-            expected = "low_muscle_mass" if hi < rep["cutoff"] else ("normal" if lo >= rep["cutoff"] else "borderline")
+            p = independent_p_low(rep)  # scipy's t, the manifest's numbers: not the runtime's code
+            assert rep["p_low"] == pytest.approx(p, abs=2e-3)
+            th = MANIFEST["decision"]["awgs2019"]
+            expected = "low_muscle_mass" if p >= th["refer"] else ("normal" if p <= th["clear"] else "borderline")
             assert rep["flag"] == expected
+            assert abs(rep["smi_estimate"] - float(c["dexa_smi"])) < 2.0, c["case_id"]
             assert rep["cutoff"] == {"F": 5.4, "M": 7.0}[c["sex"]]
             if c["view"] == "both":
                 assert rep["sides_seen"] == 2 and rep["smi_basis"] == "both thighs"

@@ -17,45 +17,17 @@ import numpy as np
 from scipy import stats
 
 from edge.files import write_text_atomic
-from edge.smi import FORMS, SmiCalibration, design_row
+from edge.calibration import calibrate as fit_with_decision
+from edge.calibration import cv_rmse, fit
+from edge.criteria import CRITERIA
+from edge.smi import FORMS, SmiCalibration
 
-CUTOFFS = {"awgs2019": {"M": 7.0, "F": 5.4}, "ewgsop2": {"M": 7.0, "F": 5.5}}
-
-
-def _target(form: str, smi: np.ndarray) -> np.ndarray:
-    return np.log(smi) if form == "loglinear" else smi
-
-
-def fit(form: str, area: np.ndarray, sex: list[str], height: np.ndarray, smi: np.ndarray) -> SmiCalibration:
-    X = np.stack([design_row(form, a, s, h) for a, s, h in zip(area, sex, height)])
-    y = _target(form, smi)
-    coef, *_ = np.linalg.lstsq(X, y, rcond=None)
-    dof = max(len(y) - X.shape[1], 1)
-    resid = y - X @ coef
-    sd = float(np.sqrt(resid @ resid / dof))
-    return SmiCalibration(form=form, coef=tuple(float(c) for c in coef),
-                          xtx_inv=tuple(tuple(float(v) for v in r) for r in np.linalg.pinv(X.T @ X)),
-                          residual_sd=sd, t95=float(stats.t.ppf(0.975, dof)), n=len(y))
+# The cut-offs live in edge.criteria (one source for both sides).
+CUTOFFS = {name: dict(c.smi) for name, c in CRITERIA.items()}
 
 
 def predict(cal: SmiCalibration, area, sex, height) -> np.ndarray:
     return np.array([cal.predict(a, s, h) for a, s, h in zip(area, sex, height)])
-
-
-def cv_rmse(form: str, area, sex, height, smi, groups, k: int = 5, seed: int = 0) -> float:
-    """Person-grouped k-fold RMSE in kg/m^2."""
-    uniq = np.unique(groups)
-    fold_of = dict(zip(np.random.default_rng(seed).permutation(uniq), np.arange(len(uniq)) % k))
-    folds = np.array([fold_of[g] for g in groups])
-    err = []
-    for f in range(k):
-        tr, te = folds != f, folds == f
-        if te.sum() == 0 or tr.sum() < 6:
-            continue
-        cal = fit(form, area[tr], [sex[i] for i in np.nonzero(tr)[0]], height[tr], smi[tr])
-        est = predict(cal, area[te], [sex[i] for i in np.nonzero(te)[0]], height[te])[:, 0]
-        err += list(est - smi[te])
-    return float(np.sqrt(np.mean(np.square(err))))
 
 
 def pearson_ci(x: np.ndarray, y: np.ndarray) -> dict:
@@ -173,8 +145,14 @@ def calibrate_run(run: Path, cohort: Path, console=None) -> dict:
         raise ValueError(f"too few bilateral films with sex, height and DEXA (fit {len(fit_rows)}, test {len(test_rows)})")
     model_rep, cal = calibrate_rows(fit_rows, test_rows, "area_pred_cm2")
     ceil_rep, ceil_cal = calibrate_rows(fit_rows, test_rows, "area_true_cm2")
+    # The clinic's calibration and decision thresholds, by the same module as `sarco-edge calibrate`.
+    fitted = fit_with_decision([float(r["area_pred_cm2"]) for r in fit_rows], [r["sex"] for r in fit_rows],
+                               [float(r["height_m"]) for r in fit_rows], [float(r["dexa_smi"]) for r in fit_rows],
+                               [r["person_id"] for r in fit_rows])
+    cal = SmiCalibration(**fitted["calibration"])
     out = {"model": model_rep, "ceiling": ceil_rep, "calibration": {**asdict(cal), "area_source": "model",
-           "fit_on": "train+val films showing both thighs"}, "study": STUDY}
+           "fit_on": "train+val films showing both thighs"}, "decision": fitted["decision"],
+           "decision_fit": fitted["report"], "study": STUDY}
     write_text_atomic(run / "calibration.json", json.dumps(out, indent=2))
     for key, area_key, c in (("model", "area_pred_cm2", cal), ("ceiling", "area_true_cm2", ceil_cal)):
         est = predict(c, np.array([float(r[area_key]) for r in test_rows]), [r["sex"] for r in test_rows],

@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
+from edge.criteria import CRITERIA
 from edge.files import write_csv_atomic, write_text_atomic
 
 from . import GENERATOR_NAME, GENERATOR_VERSION
@@ -23,7 +24,7 @@ from .dicom_writer import build_dataset, write_dicom
 from .film import render, sample_acquisition, truths
 from .person import Person, sample_person
 
-AWGS2019_SMI = {"M": 7.0, "F": 5.4}
+AWGS2019_SMI = CRITERIA["awgs2019"].smi  # the cut-offs live in edge.criteria
 FILMS_PER_PERSON = ([1, 2, 3, 4], [0.35, 0.25, 0.25, 0.15])  # mean 2.2, like 351 films of 157 people
 SPLITS = (("train", 0.70), ("val", 0.15), ("test", 0.15))
 PREVIEW_FILMS = 12

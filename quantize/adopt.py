@@ -1,0 +1,59 @@
+"""Carry a calibration made by `sarco-edge calibrate` into a shipped bundle's manifest.
+
+The maintainer's step when the default bundle is recalibrated without retraining: the site
+bundle's smi_calibration, decision and its fit report replace the shipped ones, the card gets a
+section that says so, checksums are recomputed, and the new manifest digest is printed to pin in
+edge/bundle.py (PINNED_MANIFESTS).
+
+    python -m quantize.adopt SITE_BUNDLE --into models/default --command "the command that made it"
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+from edge.bundle import MANIFEST, load_bundle, sha256
+from edge.files import write_text_atomic
+
+
+def adopt(site: Path, into: Path, command: str) -> str:
+    s = load_bundle(site, require_trust=False)
+    t = load_bundle(into, require_trust=False)
+    if s.manifest["sha256"]["model.bin"] != t.manifest["sha256"]["model.bin"]:
+        raise SystemExit("the site bundle was made from other model files")
+    m = dict(t.manifest)
+    fit = dict(s.manifest["site_calibration"])
+    fit["command"] = command
+    fit.pop("from_bundle_manifest_sha256", None)
+    m["smi_calibration"] = {**s.manifest["smi_calibration"], "fit_on": "train+val films of the training cohort "
+                            "showing both thighs (sarco-edge calibrate)"}
+    m["decision"] = s.manifest["decision"]
+    m["calibration_fit"] = fit
+    card_name = m["files"]["card"]
+    card = (into / card_name).read_text().split("\n## Calibration and decision")[0].rstrip() + "\n"
+    lines = [f"\n## Calibration and decision\n\nRefitted with `{command}` ({fit['form']} form, {fit['n_films']} films of "
+             f"{fit['n_people']} people, out-of-fold 95 % interval coverage {fit['oof_interval_coverage']:.3f}, interval "
+             f"scale {fit['interval_scale']:.3f}, one-thigh extra SD {fit['one_side_sd']:.4f}).\n",
+             "| criteria | normal at p_low <= | refer at p_low >= | sensitivity | specificity | borderline |",
+             "|---|---|---|---|---|---|"]
+    for k, d in m["decision"].items():
+        lines.append(f"| {k} | {d['clear']:.3f} | {d['refer']:.3f} | {d['sensitivity']:.3f} | {d['specificity']:.3f} | "
+                     f"{d['borderline_share']:.3f} |")
+    lines.append("\nOut-of-fold (5 folds by person) on the fitting films. Sensitivity: films under the cut-off not "
+                 "cleared as normal; specificity: films at or over it cleared as normal.\n")
+    write_text_atomic(into / card_name, card + "\n".join(lines))
+    m["sha256"] = {n: sha256(into / n) for n in set(m["files"].values())}
+    text = json.dumps(m, indent=2)
+    write_text_atomic(into / MANIFEST, text)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("site", type=Path)
+    ap.add_argument("--into", type=Path, required=True)
+    ap.add_argument("--command", required=True)
+    a = ap.parse_args()
+    print(adopt(a.site, a.into, a.command))

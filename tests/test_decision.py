@@ -1,0 +1,126 @@
+"""Known answers for what the clinician reads: the SMI estimate, its interval, p_low, the flag,
+the criteria's category, and the thresholds. Hand-computed expectations, no torch."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from edge.calibration import calibrate, choose_thresholds, fit
+from edge.criteria import CRITERIA, category
+from edge.decision import Flag, Thresholds, decide
+from edge.smi import SmiCalibration, design_row
+
+ZERO4 = tuple((0.0,) * 4 for _ in range(4))
+
+
+def flat(mean_smi: float, sd: float = 0.1, n: int = 100_004, **kw) -> SmiCalibration:
+    """A loglinear calibration whose estimate is `mean_smi` whatever the film (only the intercept)."""
+    return SmiCalibration("loglinear", (math.log(mean_smi), 0.0, 0.0, 0.0), ZERO4, sd, 1.96, n, **kw)
+
+
+def test_decide_at_and_around_each_threshold():
+    th = Thresholds(clear=0.2, refer=0.4)
+    assert decide(0.4, th) is Flag.LOW_MUSCLE_MASS        # at refer: refer
+    assert decide(0.3999, th) is Flag.BORDERLINE
+    assert decide(0.2001, th) is Flag.BORDERLINE
+    assert decide(0.2, th) is Flag.NORMAL                  # at clear: normal
+    assert decide(0.0, th) is Flag.NORMAL and decide(1.0, th) is Flag.LOW_MUSCLE_MASS
+    same = Thresholds(0.3, 0.3)
+    assert decide(0.3, same) is Flag.LOW_MUSCLE_MASS and decide(0.29, same) is Flag.NORMAL
+
+
+def test_p_low_is_the_predictive_probability():
+    cal = flat(6.0, sd=0.1)
+    assert cal.p_low(300, "F", 1.6, 6.0) == pytest.approx(0.5, abs=1e-9)
+    # one SD above the mean on the log scale: Phi(1) = 0.8413 (t with 100000 dof)
+    assert cal.p_low(300, "F", 1.6, 6.0 * math.exp(0.1)) == pytest.approx(0.841345, abs=1e-4)
+    assert cal.p_low(300, "F", 1.6, 6.0 * math.exp(-0.2)) == pytest.approx(0.022750, abs=1e-4)
+    wide = flat(6.0, sd=0.1, interval_scale=2.0)
+    assert wide.p_low(300, "F", 1.6, 6.0 * math.exp(0.2)) == pytest.approx(0.841345, abs=1e-4)
+    side = flat(6.0, sd=0.1, one_side_sd=0.1)
+    assert side.p_low(300, "F", 1.6, 6.0 * math.exp(0.1 * math.sqrt(2)), one_side=True) == pytest.approx(0.841345, abs=1e-4)
+
+
+def test_interval_is_a_prediction_interval_in_kg_per_m2():
+    A = tuple(tuple(0.5 if i == j == 0 else 0.0 for j in range(4)) for i in range(4))
+    cal = SmiCalibration("loglinear", (math.log(6.0), 0.0, 0.0, 0.0), A, 0.1, 2.0, 50)
+    est, lo, hi = cal.predict(300, "F", 1.6)
+    half = 2.0 * 0.1 * math.sqrt(1 + 0.5)      # a confidence interval would be sqrt(0.5)
+    assert est == pytest.approx(6.0)
+    assert (lo, hi) == pytest.approx((6.0 * math.exp(-half), 6.0 * math.exp(half)))
+
+
+def test_design_row_takes_height_in_metres_and_log_area():
+    row = design_row("loglinear", 400.0, "M", 1.6)
+    assert row.tolist() == pytest.approx([1.0, math.log(400.0), 1.0, math.log(1.6)])
+    assert design_row("linear", 400.0, "F", 1.6).tolist() == [1.0, 400.0, 0.0, 1.6]
+    with pytest.raises(ValueError):
+        design_row("cubic", 1, "F", 1.6)
+
+
+def test_the_shipped_form_recovers_a_known_law():
+    """SMI = 0.05 * area^0.8 * 1.1^male / height^1.5 exactly: the fit finds the exponents."""
+    rng = np.random.default_rng(0)
+    area = rng.uniform(250, 550, 60)
+    sex = ["M" if i % 3 == 0 else "F" for i in range(60)]
+    h = rng.uniform(1.45, 1.8, 60)
+    smi = 0.05 * area ** 0.8 * np.where(np.array(sex) == "M", 1.1, 1.0) / h ** 1.5
+    cal = fit("loglinear", area, sex, h, smi)
+    assert cal.coef == pytest.approx((math.log(0.05), 0.8, math.log(1.1), -1.5), abs=1e-8)
+    assert cal.predict(400.0, "F", 1.6)[0] == pytest.approx(0.05 * 400 ** 0.8 / 1.6 ** 1.5, rel=1e-8)
+
+
+def test_thresholds_keep_sensitivity_and_the_borderline_share():
+    # 20 truly low films with p 0.05..1.0 and 80 others with p 0.0..0.79
+    p_low_films = np.linspace(0.05, 1.0, 20)
+    p_ok = np.linspace(0.0, 0.79, 80)
+    p = np.concatenate([p_low_films, p_ok])
+    low = np.concatenate([np.ones(20, bool), np.zeros(80, bool)])
+    th = choose_thresholds(p, low)
+    # at most 2 of 20 low films may be cleared: clear sits just under the 3rd lowest (0.15)
+    assert th["clear"] == pytest.approx(0.15, abs=1e-6) and th["clear"] < 0.15
+    assert th["sensitivity"] >= 0.90 and th["borderline_share"] <= 0.15
+    flags = [decide(v, Thresholds(th["clear"], th["refer"])) for v in p]
+    assert sum(f is Flag.BORDERLINE for f in flags) == 15   # the whole 15 % budget, not more
+
+
+def test_calibrate_covers_held_out_truth_and_widens_for_one_thigh():
+    rng = np.random.default_rng(1)
+    n = 300
+    area = rng.uniform(250, 550, n)
+    sex = ["M" if i % 3 == 0 else "F" for i in range(n)]
+    h = rng.uniform(1.45, 1.8, n)
+    smi = 0.05 * area ** 0.8 / h ** 1.5 * np.exp(rng.normal(0, 0.08, n))
+    right = area * rng.uniform(0.45, 0.55, n)
+    out = calibrate(area, sex, h, smi, [str(i // 2) for i in range(n)], right=right, left=area - right)
+    assert 0.93 <= out["report"]["oof_interval_coverage"] <= 0.97
+    cal = SmiCalibration(**out["calibration"])
+    assert cal.one_side_sd > 0.01
+    assert cal.predict(400, "F", 1.6, one_side=True)[2] > cal.predict(400, "F", 1.6)[2]
+    for name, d in out["decision"].items():
+        assert d["sensitivity"] >= 0.90 and d["borderline_share"] <= 0.15 + 1e-9, name
+
+
+@pytest.mark.parametrize("crit,sex,flag,grip,gait,expected", [
+    ("awgs2019", "F", "low_muscle_mass", 17.9, 1.2, "sarcopenia"),
+    ("awgs2019", "F", "low_muscle_mass", 18.0, 1.0, "no_sarcopenia"),      # at the cut-offs: not low
+    ("awgs2019", "F", "low_muscle_mass", 18.0, 0.99, "sarcopenia"),
+    ("awgs2019", "M", "low_muscle_mass", 27.9, 0.99, "severe_sarcopenia"),
+    ("awgs2019", "M", "normal", 27.9, None, "possible_sarcopenia"),
+    ("awgs2019", "M", "normal", 28.0, 1.0, "no_sarcopenia"),
+    ("awgs2019", "F", "borderline", 17.0, None, "possible_sarcopenia"),
+    ("ewgsop2", "F", "low_muscle_mass", 15.9, 0.8, "severe_sarcopenia"),   # EWGSOP2 gait <= 0.8
+    ("ewgsop2", "F", "low_muscle_mass", 15.9, 0.81, "sarcopenia"),
+    ("ewgsop2", "F", "low_muscle_mass", 16.0, 0.5, "no_sarcopenia"),       # strength first
+    ("ewgsop2", "M", "normal", 26.9, None, "possible_sarcopenia"),
+    ("ewgsop2", "M", "low_muscle_mass", 27.0, None, "no_sarcopenia"),
+])
+def test_category_at_and_around_each_cut_off(crit, sex, flag, grip, gait, expected):
+    assert category(CRITERIA[crit], sex, flag, grip, gait)["category"] == expected
+
+
+def test_cut_offs_are_the_published_ones():
+    assert CRITERIA["awgs2019"].smi == {"M": 7.0, "F": 5.4} and CRITERIA["ewgsop2"].smi == {"M": 7.0, "F": 5.5}
+    assert CRITERIA["awgs2019"].grip == {"M": 28.0, "F": 18.0} and CRITERIA["ewgsop2"].grip == {"M": 27.0, "F": 16.0}
