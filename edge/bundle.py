@@ -235,14 +235,29 @@ def compile_bundle(bundle: Bundle, device: str = "CPU", cache_dir: Path | None =
     return compiled
 
 
-def probability_from_logits(logits_of: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
-    """Thigh-muscle probability (H, W) for a (1, 1, H, W) input, given any call that returns the
-    model's (1, 1, H, W) logits: sigmoid, then flip averaging. The clinic and the benchmark's
-    backends all go through here, so they turn logits into a mask the same way."""
+THIGH_MUSCLE = 1  # label value of thigh muscle (PHANTOM.md), also its channel in a multi-class output
+
+
+def class_probabilities(logits_of: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Per-class probabilities (C, H, W) for a (1, 1, H, W) input, flip-averaged. A one-channel
+    model (thigh muscle only) gives its sigmoid as (1, H, W); a multi-class model (all labels of
+    PHANTOM.md) its softmax over channels."""
     def once(inp: np.ndarray) -> np.ndarray:
-        return (1.0 / (1.0 + np.exp(-logits_of(inp)[0, 0]))).astype(np.float32)
+        z = np.asarray(logits_of(inp)[0], np.float32)
+        if z.shape[0] == 1:
+            return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+        e = np.exp(z - z.max(axis=0, keepdims=True))
+        return (e / e.sum(axis=0, keepdims=True)).astype(np.float32)
 
     return flip_average(once, x)
+
+
+def probability_from_logits(logits_of: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Thigh-muscle probability (H, W) for a (1, 1, H, W) input, given any call that returns the
+    model's logits: sigmoid or softmax, then flip averaging. The clinic and the benchmark's
+    backends all go through here, so they turn logits into a mask the same way."""
+    p = class_probabilities(logits_of, x)
+    return p[0] if p.shape[0] == 1 else p[THIGH_MUSCLE]
 
 
 def muscle_probability(compiled, x: np.ndarray) -> np.ndarray:

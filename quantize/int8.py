@@ -24,6 +24,7 @@ from train.trainer import load_run
 from .export import convert
 
 LABELS = {"background": 0, "thigh_muscle": 1}
+ALL_LABELS = {"background": 0, "thigh_muscle": 1, "thigh_fat": 2, "bone": 3, "calf_muscle": 4}
 
 
 class QuantizeRefused(Exception):
@@ -117,9 +118,10 @@ def write_bundle(ov_model, run: Path, cohort: Path, out: Path, cfg, metrics: dic
                   "preprocessing": {"module": "edge.preprocess", "version": PREP_VERSION,
                                     "normalise_percentiles": list(PERCENTILES),
                                     "letterbox": "aspect kept, zero pad, centred"}},
-        "output": {"kind": "logits", "activation": "sigmoid", "threshold": 0.5,
+        "output": {"kind": "logits", "activation": "sigmoid" if cfg.classes == "binary" else "softmax",
+                   "channels": 1 if cfg.classes == "binary" else len(ALL_LABELS), "threshold": 0.5,
                    "test_time": "mean of the film and its mirror image (edge.preprocess.flip_average)"},
-        "labels": LABELS,
+        "labels": LABELS if cfg.classes == "binary" else ALL_LABELS,
         "smi_calibration": calibration["calibration"] if calibration else None,
         "decision": calibration.get("decision") if calibration else None,
         "calibration_report": {k: calibration[k] for k in ("model", "ceiling")} if calibration else None,

@@ -85,6 +85,8 @@ def train(
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (quick probes)."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run from its last checkpoint."),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's default)."),
+    device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
+    workers: int = typer.Option(0, "--workers", min=0, help="Processes augmenting batches ahead of the model."),
 ) -> None:
     """Train U-Net, U-Net++ or V-Net on the thigh muscle label; best checkpoint by val Dice."""
     from .models import ARCHS, DEFAULT_ENCODER
@@ -94,7 +96,7 @@ def train(
         raise fail(f"--arch must be one of {', '.join(ARCHS)}; --classes binary or multi", 2)
     cfg = TrainConfig(cohort=str(cohort), arch=arch, encoder=encoder or DEFAULT_ENCODER, classes=classes,
                       epochs=epochs, batch=batch, lr=lr, seed=seed, max_steps=max_steps,
-                      threads=threads)
+                      threads=threads, device=device, workers=workers)
     try:
         summary = run_training(cfg, run, resume=resume, console=console)
     except (FileExistsError, ValueError, FileNotFoundError) as e:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +37,8 @@ class TrainConfig:
     max_steps: int | None = None     # stop early (tests, quick probes)
     threads: int = 0                 # 0: torch's default
     cache: str | None = None
-    extra: dict = field(default_factory=dict)
+    device: str = "auto"             # "auto": CUDA when present, else CPU
+    workers: int = 0                 # processes that augment batches ahead of the model (0: in line)
 
     @property
     def n_out(self) -> int:
@@ -99,6 +100,18 @@ def _curves_png(log_path: Path, png: Path) -> None:
     plt.close(fig)
 
 
+_TRAIN: tuple[np.ndarray, np.ndarray] | None = None  # set before the augmenting workers fork
+
+
+def _aug_batch(args: tuple[list[int], int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """One batch, augmented with a seed per (seed, epoch, film): the same pixels for any number
+    of workers, and a resumed run augments as an uninterrupted one would."""
+    idx, epoch, seed = args
+    xtr, ytr = _TRAIN
+    pairs = [augment(xtr[i].astype(np.float32), ytr[i], np.random.default_rng([seed, epoch, int(i)])) for i in idx]
+    return np.stack([p[0] for p in pairs])[:, None], np.stack([p[1] for p in pairs])
+
+
 def _save(obj: dict, path: Path) -> None:
     tmp = path.with_suffix(".tmp")
     torch.save(obj, tmp)
@@ -121,8 +134,12 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
     xtr, ytr = cached_arrays(tr_cases, cache, tuple(cfg.size))
     xva, yva = cached_arrays(va_cases, cache, tuple(cfg.size))
 
+    global _TRAIN
+    _TRAIN = (xtr, ytr)
+    dev = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
+                       ("cpu" if cfg.device == "auto" else cfg.device))
     torch.manual_seed(cfg.seed)
-    model = build_model(cfg.arch, cfg.encoder, cfg.n_out).to(memory_format=torch.channels_last)
+    model = build_model(cfg.arch, cfg.encoder, cfg.n_out).to(dev, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     steps_per_epoch = int(np.ceil(len(tr_cases) / cfg.batch))
     total_steps = cfg.epochs * steps_per_epoch
@@ -138,7 +155,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
     rng = np.random.default_rng([cfg.seed, 17])
     last = run / "last.pt"
     if resume and last.exists():
-        ck = torch.load(last, map_location="cpu", weights_only=False)
+        ck = torch.load(last, map_location=dev, weights_only=False)
         model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"])
         state = ck["state"]
         # The rate is a function of the step alone, so it is set from the step rather than from the
@@ -147,7 +164,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
         for group, base in zip(opt.param_groups, sched.base_lrs):
             group["lr"] = base * lr_factor(state["step"])
         rng.bit_generator.state = ck["rng"]
-        torch.set_rng_state(ck["torch_rng"])
+        torch.set_rng_state(ck["torch_rng"].cpu())
     elif (run / "log.csv").exists():
         raise FileExistsError(f"{run} already holds a run; pass --resume to continue it")
     history = []
@@ -163,6 +180,9 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
     if not log.exists():
         log.write_text("epoch,step,train_loss,val_dice,lr,seconds\n")
 
+    import multiprocessing
+
+    pool = multiprocessing.get_context("fork").Pool(cfg.workers) if cfg.workers > 0 else None
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
                   TextColumn("val Dice {task.fields[dice]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
                   console=console, transient=False, disable=console is None) as bar:
@@ -172,14 +192,16 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
             model.train()
             order = rng.permutation(len(tr_cases))
             losses = []
-            for b0 in range(0, len(order), cfg.batch):
+            jobs = [(list(order[b0:b0 + cfg.batch]), state["epoch"], cfg.seed) for b0 in range(0, len(order), cfg.batch)]
+            batches = pool.imap(_aug_batch, jobs) if pool else map(_aug_batch, jobs)
+            for xa, ya in batches:
                 if state["step"] >= total_steps:
                     break
-                idx = order[b0:b0 + cfg.batch]
-                pairs = [augment(xtr[i].astype(np.float32), ytr[i], rng) for i in idx]
-                xb = torch.from_numpy(np.stack([p[0] for p in pairs])[:, None]).to(memory_format=torch.channels_last)
-                yb = torch.from_numpy(np.stack([p[1] for p in pairs]))
-                loss = loss_fn(model(xb), yb, cfg.classes)
+                xb = torch.from_numpy(xa).to(dev, memory_format=torch.channels_last)
+                yb = torch.from_numpy(ya).to(dev)
+                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+                    logits = model(xb)
+                loss = loss_fn(logits.float(), yb, cfg.classes)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 opt.step()
@@ -187,18 +209,21 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
                 state["step"] += 1
                 losses.append(float(loss.detach()))
                 bar.update(tid, completed=state["step"], loss=float(np.mean(losses[-20:])))
-            dice = validate(model, xva, yva, cfg.classes, cfg.batch)
+            dice = validate(model, xva, yva, cfg.classes, cfg.batch, dev)
             state["epoch"] += 1
             state["seconds"] += time.perf_counter() - t0
             if dice > state["best_dice"]:
                 state["best_dice"], state["best_epoch"] = dice, state["epoch"]
-                _save({"model": model.state_dict(), "config": asdict(cfg), "epoch": state["epoch"], "val_dice": dice}, run / "best.pt")
+                _save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "config": asdict(cfg),
+                       "epoch": state["epoch"], "val_dice": dice}, run / "best.pt")
             with open(log, "a") as f:
                 f.write(f"{state['epoch']},{state['step']},{np.mean(losses) if losses else float('nan'):.5f},{dice:.5f},"
                         f"{sched.get_last_lr()[0]:.6g},{state['seconds']:.1f}\n")
             _save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "state": state,
                    "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "config": asdict(cfg)}, last)
             bar.update(tid, dice=state["best_dice"])
+    if pool:
+        pool.close()
     _curves_png(log, run / "curves.png")
     summary = {"arch": cfg.arch, "encoder": cfg.encoder if cfg.arch != "vnet" else None, "params": count_params(model),
                "epochs": state["epoch"], "steps": state["step"], "train_seconds": round(state["seconds"], 1),
@@ -208,12 +233,12 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
 
 
 @torch.no_grad()
-def validate(model, xva: np.ndarray, yva: np.ndarray, classes: str, batch: int) -> float:
+def validate(model, xva: np.ndarray, yva: np.ndarray, classes: str, batch: int, dev=None) -> float:
     model.eval()
     scores: list[float] = []
     for b0 in range(0, len(xva), batch):
-        xb = torch.from_numpy(xva[b0:b0 + batch].astype(np.float32)[:, None]).to(memory_format=torch.channels_last)
-        prob = muscle_prob(model(xb), classes)
+        xb = torch.from_numpy(xva[b0:b0 + batch].astype(np.float32)[:, None]).to(dev or "cpu", memory_format=torch.channels_last)
+        prob = muscle_prob(model(xb).float(), classes).cpu()
         scores += dice_batch(prob, torch.from_numpy(yva[b0:b0 + batch]))
     return float(np.mean(scores)) if scores else 0.0
 
@@ -221,7 +246,8 @@ def validate(model, xva: np.ndarray, yva: np.ndarray, classes: str, batch: int) 
 def load_run(run: Path):
     """The best model of a run, in eval mode, and its config."""
     ck = torch.load(Path(run) / "best.pt", map_location="cpu", weights_only=False)
-    cfg = TrainConfig(**{k: (tuple(v) if k == "size" else v) for k, v in ck["config"].items()})
+    known = set(TrainConfig.__dataclass_fields__)  # older runs may carry fields since removed
+    cfg = TrainConfig(**{k: (tuple(v) if k == "size" else v) for k, v in ck["config"].items() if k in known})
     model = build_model(cfg.arch, cfg.encoder, cfg.n_out)
     model.load_state_dict(ck["model"])
     model.eval()
