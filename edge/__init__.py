@@ -18,4 +18,4 @@ import os as _os
 
 _os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(120_000_000))
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -21,6 +21,7 @@ import numpy as np
 
 from .preprocess import flip_average
 from .criteria import CRITERIA
+from .quality import GateConfig
 from .smi import FORMS
 
 MANIFEST = "manifest.json"
@@ -32,9 +33,10 @@ _CANDIDATES = (Path(__file__).resolve().parents[1] / "models" / "default",
 # of every other file, so this one digest binds the whole bundle: an edited calibration,
 # threshold or model file is refused. tests/test_bundle.py checks it against models/default.
 PINNED_MANIFESTS = {
-    "9e2940a78b241ffc01d8bfb532c265469565cbecffa1feb41ef60d3845b0dbf8": "default 0.1.0 (shipped)",
+    "66f43ec05266303c7cbd6b60c484cd83d52c1a3c57545c925bbbf2b6686708f1": "default 0.2.0 (shipped)",
 }
 TRUST_FILE = "trusted_bundles.json"
+GATE_FIELDS = set(GateConfig.__dataclass_fields__)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
@@ -124,6 +126,13 @@ def validate_manifest(m: Any) -> None:
             if k in cal:
                 need(_finite(cal[k]) and 0 <= cal[k] <= hi and (k != "interval_scale" or cal[k] > 0),
                      f"smi_calibration.{k} out of range")
+    gate = m.get("quality_gate")
+    if gate is not None:
+        need(isinstance(gate, dict), "quality_gate must be an object")
+        for k, v in gate.items():
+            vals = v if isinstance(v, list) else [v]
+            need(k in GATE_FIELDS and all(map(_finite, vals)) and all(x >= 0 for x in vals)
+                 and (len(vals) == 1 or (len(vals) == 2 and vals[0] <= vals[1])), f"quality_gate.{k} malformed")
     dec = m.get("decision")
     if dec is not None:
         need(isinstance(dec, dict), "decision must be an object")

@@ -1,9 +1,23 @@
 """The quality gate: when a film gives no estimate, and why. Every refusal names its reason.
 
-Checked before any flag: the film must be a long-leg film (body part, shape, height), and the
-segmentation must look like two thighs' muscle (found, decided, a plausible area per thigh).
+Checked before any flag, each a question a radiographer would ask of the film:
+- is it a long-leg film at all (body part, shape, physical height)?
+- did the model find thigh muscle, and is it decided about it (a loose floor only: decisiveness
+  is not anatomy, and real films are less decided than the phantom)?
+- is the film the right way round (soft tissue darker than bone, as on a MONOCHROME2 display)?
+- is the muscle where thigh muscle is: its length from gluteal fold to condyles consistent with
+  the patient's height and the film's spacing (a wrong spacing shows up here), the two thighs of
+  similar size, each thigh's area plausible?
+
+The thresholds live in the bundle manifest (`quality_gate`), chosen on validation films and
+widened for real anatomy (see `GateConfig` and README); the defaults below apply to bundles
+that carry none.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
 
 from .measure import Areas
 from .reader import Film
@@ -12,15 +26,56 @@ NOT_LEG_PARTS = {"CHEST", "ABDOMEN", "HEAD", "SKULL", "HAND", "WRIST", "ELBOW", 
                  "TSPINE", "LSPINE", "SPINE", "BREAST", "NECK", "FOOT", "ANKLE", "PELVIS"}
 MIN_ASPECT = 1.6             # long-leg films are tall: rows / columns
 MIN_FILM_HEIGHT_CM = 60.0
-THIGH_AREA_CM2 = (60.0, 600.0)   # one thigh, between gluteal fold and condyles
-MIN_CONFIDENCE = 0.85
 
 NOT_LONG_LEG = "image is not a long-leg (lower-extremity) film"
 LOW_CONFIDENCE = "segmentation failed quality checks (low confidence or no thigh muscle found)"
 IMPLAUSIBLE_AREA = "segmentation failed quality checks (thigh muscle area implausible)"
+INVERTED = "film appears inverted (soft tissue brighter than its surroundings): check MONOCHROME1/2 or the export"
+SPACING_ANATOMY = "pixel spacing inconsistent with the anatomy (thigh length does not fit the patient's height)"
+ASYMMETRY = "segmentation failed quality checks (the two thighs differ implausibly in size)"
 
 
-def quality_gate(film: Film, areas: Areas, confidence: float) -> tuple[list[str], dict]:
+@dataclass(frozen=True)
+class GateConfig:
+    min_confidence: float = 0.6           # below: the model did not find thigh muscle
+    thigh_area_cm2: tuple[float, float] = (60.0, 600.0)   # one thigh, gluteal fold to condyles
+    muscle_length_cm: tuple[float, float] = (15.0, 55.0)  # without a height
+    length_to_height: tuple[float, float] = (0.12, 0.27)  # muscle length / body height
+    max_side_ratio: float = 2.0           # larger / smaller thigh
+    min_muscle_level: float = 0.3         # muscle's place in the film's grey range (inverted below)
+
+    @classmethod
+    def from_dict(cls, d: dict | None) -> "GateConfig":
+        d = d or {}
+        kw = {f.name: (tuple(d[f.name]) if isinstance(d[f.name], list) else d[f.name]) for f in fields(cls) if f.name in d}
+        return cls(**kw)
+
+
+@dataclass(frozen=True)
+class Anatomy:
+    muscle_length_cm: float | None   # 2nd to 98th percentile of the mask's rows, in cm
+    muscle_level: float              # muscle median within the film's 5th-95th percentile band, 0..1
+    side_ratio: float | None
+
+
+def anatomy(film: Film, mask: np.ndarray, areas: Areas) -> Anatomy:
+    counts = mask.sum(axis=1)
+    total = counts.sum()
+    if total == 0:
+        return Anatomy(None, 0.0, None)
+    cum = np.cumsum(counts)
+    lo, hi = int(np.searchsorted(cum, 0.02 * total)), int(np.searchsorted(cum, 0.98 * total))
+    length = (hi - lo + 1) * film.spacing_mm[0] / 10 if film.spacing_mm else None
+    band = film.pixels[lo:hi + 1:2, ::2]
+    q05, q95 = np.percentile(band, [5, 95])
+    level = float((np.median(film.pixels[mask][::7]) - q05) / max(q95 - q05, 1e-6))
+    ratio = max(areas.right, areas.left) / min(areas.right, areas.left) \
+        if areas.right and areas.left and min(areas.right, areas.left) > 0 else None
+    return Anatomy(length, level, ratio)
+
+
+def quality_gate(film: Film, areas: Areas, confidence: float, mask: np.ndarray | None = None,
+                 height_m: float | None = None, cfg: GateConfig = GateConfig()) -> tuple[list[str], dict]:
     """(reasons, quality): reasons is empty when the film and its segmentation may be measured."""
     reasons: list[str] = []
     rows, cols = film.pixels.shape
@@ -30,13 +85,32 @@ def quality_gate(film: Film, areas: Areas, confidence: float) -> tuple[list[str]
         reasons.append(NOT_LONG_LEG)
     quality = {"segmentation_confidence": round(confidence, 4), "sides_seen": areas.sides_seen,
                "aspect_ratio": round(rows / cols, 3)}
-    if not reasons:
-        if areas.sides_seen == 0 or confidence < MIN_CONFIDENCE:
-            reasons.append(LOW_CONFIDENCE)
-        elif areas.unit == "cm2":
-            per_side = [a for a in (areas.right, areas.left) if a is not None] or [areas.total]
-            plausible = all(THIGH_AREA_CM2[0] <= a <= THIGH_AREA_CM2[1] for a in per_side)
-            quality["area_plausible"] = plausible
-            if not plausible:
-                reasons.append(IMPLAUSIBLE_AREA)
+    if reasons:
+        return reasons, quality
+    if areas.sides_seen == 0 or confidence < cfg.min_confidence:
+        return [LOW_CONFIDENCE], quality
+    if mask is not None:
+        a = anatomy(film, mask, areas)
+        quality.update({"muscle_length_cm": None if a.muscle_length_cm is None else round(a.muscle_length_cm, 1),
+                        "muscle_level": round(a.muscle_level, 3),
+                        "side_ratio": None if a.side_ratio is None else round(a.side_ratio, 3)})
+        if a.muscle_level < cfg.min_muscle_level:
+            reasons.append(INVERTED)
+        if a.muscle_length_cm is not None:
+            if height_m:
+                r = a.muscle_length_cm / (height_m * 100)
+                quality["length_to_height"] = round(r, 3)
+                ok = cfg.length_to_height[0] <= r <= cfg.length_to_height[1]
+            else:
+                ok = cfg.muscle_length_cm[0] <= a.muscle_length_cm <= cfg.muscle_length_cm[1]
+            if not ok:
+                reasons.append(SPACING_ANATOMY)
+        if a.side_ratio is not None and a.side_ratio > cfg.max_side_ratio:
+            reasons.append(ASYMMETRY)
+    if areas.unit == "cm2" and not reasons:
+        per_side = [v for v in (areas.right, areas.left) if v is not None] or [areas.total]
+        plausible = all(cfg.thigh_area_cm2[0] <= v <= cfg.thigh_area_cm2[1] for v in per_side)
+        quality["area_plausible"] = plausible
+        if not plausible:
+            reasons.append(IMPLAUSIBLE_AREA)
     return reasons, quality

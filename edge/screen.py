@@ -18,7 +18,7 @@ from .files import write_bytes_atomic
 from .criteria import CRITERIA, category
 from .decision import MEANING, Flag, Thresholds, decide
 from .measure import thigh_areas
-from .quality import quality_gate
+from .quality import GateConfig, quality_gate
 from .preprocess import to_film_grid, to_model_input
 from .reader import Film, read_film
 from .smi import SmiCalibration
@@ -57,6 +57,7 @@ class Screener:
         cal = self.bundle.manifest.get("smi_calibration")
         self.calibration = SmiCalibration.from_dict(cal) if cal else None
         self.thresholds = {k: Thresholds.from_dict(v) for k, v in (self.bundle.manifest.get("decision") or {}).items()}
+        self.gate = GateConfig.from_dict(self.bundle.manifest.get("quality_gate"))
         m = self.bundle.manifest
         self.model_info = {"name": m["name"], "version": m["version"], "architecture": m["architecture"],
                            "precision": m["precision"], "sha256": m["sha256"]["model.bin"],
@@ -86,7 +87,7 @@ class Screener:
         else:
             height, h_src = None, None
         areas = thigh_areas(mask, film.spacing_mm, film.pixels)
-        reasons, quality = quality_gate(film, areas, confidence)
+        reasons, quality = quality_gate(film, areas, confidence, mask, height, self.gate)
         if film.spacing_mm is None:
             reasons.append("no pixel spacing (give --spacing-mm): area in pixels only")
         if sex not in ("F", "M"):

@@ -120,7 +120,7 @@ def measure(folder: Path, rows: list[DexaRow], screener: Screener, spacing_mm: f
         else:
             mask, conf = screener.segment(film)
             areas = thigh_areas(mask, film.spacing_mm, film.pixels)
-            reasons, _ = quality_gate(film, areas, conf)
+            reasons, _ = quality_gate(film, areas, conf, mask, r.height_m, screener.gate)
             if film.spacing_mm is None:
                 reasons.append("no pixel spacing")
             if reasons:

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from conftest import REPO, run_cli
-from edge.quality import IMPLAUSIBLE_AREA, LOW_CONFIDENCE, NOT_LONG_LEG
+from edge.measure import Areas
+from edge.quality import (ASYMMETRY, IMPLAUSIBLE_AREA, INVERTED, LOW_CONFIDENCE, NOT_LONG_LEG, SPACING_ANATOMY,
+                          GateConfig, quality_gate)
 from edge.reader import read_film
 
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
@@ -62,8 +64,8 @@ def test_each_refusal_reason(sample_png: Path, tmp_path: Path):
     _refused(screen(str(sample_png), "--spacing-mm", "0.417", "--sex", "F"), "no height")
     # 2022 rows at 0.1 mm: a 20 cm film is no long-leg film
     _refused(screen(str(sample_png), "--spacing-mm", "0.1", "--sex", "F", "--height-cm", "150"), NOT_LONG_LEG)
-    # a wrong site-wide spacing (1 mm instead of 0.42): each thigh would be over 1000 cm2
-    _refused(screen(str(sample_png), "--spacing-mm", "1.0", "--sex", "F", "--height-cm", "150"), IMPLAUSIBLE_AREA)
+    # a wrong site-wide spacing (1 mm instead of 0.42): a thigh 2.4 times too long for 1.5 m
+    _refused(screen(str(sample_png), "--spacing-mm", "1.0", "--sex", "F", "--height-cm", "150"), SPACING_ANATOMY)
     _refused(screen(str(ANKLE), "--spacing-mm", "0.2", "--sex", "F", "--height-cm", "150"), NOT_LONG_LEG)
     noise = tmp_path / "noise.png"
     cv2.imwrite(str(noise), np.random.default_rng(0).integers(0, 255, (1500, 500), dtype=np.uint8))
@@ -72,3 +74,45 @@ def test_each_refusal_reason(sample_png: Path, tmp_path: Path):
     ok = screen(str(sample_png), "--spacing-mm", "0.417084", "--sex", "F", "--height-cm", "150")
     dcm = screen(str(SAMPLE), "--sex", "F", "--height-cm", "150")
     assert ok["flag"] == dcm["flag"] and ok["thigh_muscle_area_cm2"] == pytest.approx(dcm["thigh_muscle_area_cm2"], rel=0.02)
+
+
+def _film(rows: int = 1000, cols: int = 400, spacing: float = 1.0, bright_muscle: bool = False):
+    """A synthetic film: dark air, grey soft tissue in two thighs, bright femur in each."""
+    from edge.reader import Film
+
+    px = np.zeros((rows, cols), np.float32)
+    mask = np.zeros((rows, cols), bool)
+    for c0 in (60, 230):
+        px[:, c0:c0 + 110] = 0.75
+        px[:, c0 + 45:c0 + 65] = 0.95
+        mask[250:550, c0 + 5:c0 + 45] = True
+        mask[250:550, c0 + 65:c0 + 105] = True
+    if bright_muscle:
+        px = 1.0 - px
+    film = Film(pixels=px, spacing_mm=(spacing, spacing), spacing_source="user", sex="F", height_m=1.6,
+                height_source="option", age_years=None, weight_kg=None, source_format="png", photometric="GREY",
+                bits_stored=8, transfer_syntax=None, modality=None, body_part=None, notes=())
+    return film, mask
+
+
+def _areas(mask, spacing, right=None, left=None):
+    total = mask.sum() * spacing * spacing / 100
+    half = total / 2
+    return Areas(total, half if right is None else right, half if left is None else left, "cm2", 2)
+
+
+def test_gate_passes_a_plausible_film_and_names_each_anatomical_refusal():
+    film, mask = _film()
+    areas = _areas(mask, 1.0)                       # 2 x 240 cm2, muscle 30 cm long
+    assert quality_gate(film, areas, 0.9, mask, 1.6)[0] == []
+    assert quality_gate(film, areas, 0.5, mask, 1.6)[0] == [LOW_CONFIDENCE]
+    inv, _ = _film(bright_muscle=True)
+    assert INVERTED in quality_gate(inv, areas, 0.9, mask, 1.6)[0]
+    assert quality_gate(film, areas, 0.9, mask, 1.0)[0] == [SPACING_ANATOMY]   # 30 cm of a 1 m person
+    assert quality_gate(film, areas, 0.9, mask, 2.0)[0] == []                  # 0.15 of 2 m: fits
+    lopsided = _areas(mask, 1.0, right=400, left=80)
+    assert quality_gate(film, lopsided, 0.9, mask, 1.6)[0] == [ASYMMETRY]
+    big = Areas(1400, 700, 700, "cm2", 2)
+    assert quality_gate(film, big, 0.9, mask, 1.6)[0] == [IMPLAUSIBLE_AREA]
+    strict = GateConfig.from_dict({"length_to_height": [0.2, 0.3]})
+    assert quality_gate(film, areas, 0.9, mask, 1.6, strict)[0] == [SPACING_ANATOMY]

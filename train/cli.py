@@ -31,7 +31,8 @@ def main(ctx: typer.Context) -> None:
             except (ImportError, ValueError):
                 return True
 
-        missing = [m for m in ("torch", "segmentation_models_pytorch", "nncf", "onnx") if absent(m)]
+        needs = ["torch", "segmentation_models_pytorch"] + (["nncf"] if ctx.invoked_subcommand == "quantize" else [])
+        missing = [m for m in needs if absent(m)]
         if missing:
             raise fail(f"'sarco {ctx.invoked_subcommand}' needs the training stack ({', '.join(missing)} missing): "
                        "pip install -e '.[train]'", 2)

@@ -1,0 +1,69 @@
+"""Choose a bundle's quality-gate thresholds on validation films and write them into its manifest.
+
+    python -m quantize.gate BUNDLE --data COHORT --split val
+
+Each threshold starts from the validation films' range and is widened by a stated factor,
+because the phantom's population is narrower than real patients' (README, the quality gate):
+muscle length / height x [0.75, 1.5] of the observed [min, max], absolute length x [0.7, 1.8],
+the larger/smaller thigh ratio at least 2.0 and 1.25 x the 99th percentile, the muscle's grey
+level at most 0.6 x the lowest seen (an inverted film puts it near 0.2). The confidence floor
+stays at 0.6: decisiveness is not anatomy, and real films are less decided than the phantom.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edge.bundle import MANIFEST, sha256
+from edge.files import write_text_atomic
+from edge.measure import thigh_areas
+from edge.quality import GateConfig, anatomy
+from edge.reader import read_film
+from edge.screen import Screener
+
+
+def choose_gate(bundle: Path, cohort: Path, split: str = "val") -> dict:
+    scr = Screener(bundle)
+    ratio, length, side, level = [], [], [], []
+    import csv
+
+    with open(Path(cohort) / "cases.csv", newline="") as f:  # the cohort layout (PHANTOM.md)
+        cases = [r for r in csv.DictReader(f) if r.get("split") in split.split("+")]
+    for c in cases:
+        height_m = float(c["height_m"]) if c.get("height_m") else None
+        film = read_film(Path(cohort) / c["image"])
+        mask, _ = scr.segment(film)
+        areas = thigh_areas(mask, film.spacing_mm, film.pixels)
+        a = anatomy(film, mask, areas)
+        if a.muscle_length_cm is None or not height_m:
+            continue
+        length.append(a.muscle_length_cm)
+        ratio.append(a.muscle_length_cm / (height_m * 100))
+        level.append(a.muscle_level)
+        if a.side_ratio is not None:
+            side.append(a.side_ratio)
+    d = GateConfig()
+    return {"min_confidence": d.min_confidence, "thigh_area_cm2": list(d.thigh_area_cm2),
+            "muscle_length_cm": [round(min(length) * 0.7, 2), round(max(length) * 1.8, 2)],
+            "length_to_height": [round(min(ratio) * 0.75, 4), round(max(ratio) * 1.5, 4)],
+            "max_side_ratio": round(max(2.0, 1.25 * float(np.percentile(side, 99))), 3),
+            "min_muscle_level": round(0.6 * min(level), 3),
+            "chosen_on": f"{len(length)} films of {Path(cohort).name}, split {split} (quantize/gate.py)"}
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("bundle", type=Path)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--split", default="val")
+    a = ap.parse_args()
+    gate = choose_gate(a.bundle, a.data, a.split)
+    m = json.loads((a.bundle / MANIFEST).read_text())
+    m["quality_gate"] = {k: v for k, v in gate.items() if k != "chosen_on"}
+    m["quality_gate_chosen_on"] = gate["chosen_on"]
+    m["sha256"] = {n: sha256(a.bundle / n) for n in set(m["files"].values())}
+    write_text_atomic(a.bundle / MANIFEST, json.dumps(m, indent=2))
+    print(json.dumps(gate, indent=2))
