@@ -28,6 +28,8 @@ MIN_ASPECT = 1.6             # long-leg films are tall: rows / columns
 MIN_FILM_HEIGHT_CM = 60.0
 
 NOT_LONG_LEG = "image is not a long-leg (lower-extremity) film"
+NOT_RADIOGRAPH = "image is not a radiograph (too few grey levels: a label map, a drawing or a screenshot?)"
+MIN_GREY_LEVELS = 32  # an 8-bit export of a real film shows well over 100
 LOW_CONFIDENCE = "segmentation failed quality checks (low confidence or no thigh muscle found)"
 IMPLAUSIBLE_AREA = "segmentation failed quality checks (thigh muscle area implausible)"
 INVERTED = "film appears inverted (soft tissue brighter than its surroundings): check MONOCHROME1/2 or the export"
@@ -83,6 +85,9 @@ def quality_gate(film: Film, areas: Areas, confidence: float, mask: np.ndarray |
     tall_enough = film.spacing_mm is None or rows * film.spacing_mm[0] / 10 >= MIN_FILM_HEIGHT_CM
     if part in NOT_LEG_PARTS or rows / cols < MIN_ASPECT or not tall_enough:
         reasons.append(NOT_LONG_LEG)
+    step = max(1, int(np.sqrt(film.pixels.size / 250_000)))
+    if len(np.unique(film.pixels[::step, ::step])) < MIN_GREY_LEVELS:
+        reasons.append(NOT_RADIOGRAPH)
     quality = {"segmentation_confidence": round(confidence, 4), "sides_seen": areas.sides_seen,
                "aspect_ratio": round(rows / cols, 3)}
     if reasons:

@@ -87,6 +87,7 @@ def _film(rows: int = 1000, cols: int = 400, spacing: float = 1.0, bright_muscle
         px[:, c0 + 45:c0 + 65] = 0.95
         mask[250:550, c0 + 5:c0 + 45] = True
         mask[250:550, c0 + 65:c0 + 105] = True
+    px = np.clip(px + np.random.default_rng(0).normal(0, 0.01, px.shape).astype(np.float32), 0, 1)
     if bright_muscle:
         px = 1.0 - px
     film = Film(pixels=px, spacing_mm=(spacing, spacing), spacing_source="user", sex="F", height_m=1.6,
@@ -116,3 +117,20 @@ def test_gate_passes_a_plausible_film_and_names_each_anatomical_refusal():
     assert quality_gate(film, big, 0.9, mask, 1.6)[0] == [IMPLAUSIBLE_AREA]
     strict = GateConfig.from_dict({"length_to_height": [0.2, 0.3]})
     assert quality_gate(film, areas, 0.9, mask, 1.6, strict)[0] == [SPACING_ANATOMY]
+
+
+def test_a_label_mask_png_is_not_screened_as_a_film(tmp_path: Path):
+    """Regression (hardening issue): masks/case_00001_1.png of a phantom cohort, given a spacing,
+    was screened as a long-leg film and flagged."""
+    from edge.quality import NOT_RADIOGRAPH
+
+    labels = np.zeros((2022, 851), np.uint8)
+    labels[400:1100, 150:380] = 1
+    labels[400:1100, 470:700] = 1
+    labels[300:1150, 120:410] = np.where(labels[300:1150, 120:410] == 1, 1, 2)
+    labels[:, 255:275] = 3
+    labels[1200:1800, 200:330] = 4
+    p = tmp_path / "case_mask.png"
+    cv2.imwrite(str(p), labels)
+    rep = screen(str(p), "--spacing-mm", "0.42", "--sex", "F", "--height-cm", "150")
+    assert rep["flag"] == "not_assessable" and NOT_RADIOGRAPH in rep["reasons"]
