@@ -176,3 +176,45 @@ def test_overlays_folder_that_is_a_file_gives_one_line(tmp_path: Path):
 def test_out_in_a_missing_folder_is_a_usage_error(tmp_path: Path):
     res = run_cli("edge.cli", "batch", str(tmp_path), "--out", str(tmp_path / "no" / "r.csv"))
     assert res.returncode == 2 and "Traceback" not in res.stderr
+
+
+def test_a_decoder_child_dies_with_its_parent(tmp_path: Path):
+    """A batch killed during an isolated decode leaves no child behind (PR_SET_PDEATHSIG, and the
+    child closes its copy of the pipe's read end)."""
+    script = tmp_path / "parent.py"
+    script.write_text(
+        "import sys, time\n"
+        "import edge.reader as r\n"
+        "def slow(mini, plugin):\n"
+        "    time.sleep(60)\n"
+        "    return ('error', 'late')\n"
+        "r._child_decode = slow\n"
+        "from pydicom.dataset import Dataset\n"
+        "from pydicom.dataset import FileMetaDataset\n"
+        "ds = Dataset(); ds.file_meta = FileMetaDataset(); ds.file_meta.TransferSyntaxUID = '1.2.840.10008.1.2.5'\n"
+        "print('ready', flush=True)\n"
+        "r._run_forked(ds, 'gdcm')\n")
+    parent = subprocess.Popen([sys.executable, str(script)], cwd=REPO, stdout=subprocess.PIPE, text=True)
+    assert parent.stdout.readline().strip() == "ready"
+    deadline = time.time() + 20
+    children: list[int] = []
+    while time.time() < deadline and not children:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent.pid:
+                children.append(int(stat.parent.name))
+        time.sleep(0.1)
+    assert children, "the decode child was not started"
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(Path(f"/proc/{c}").exists() and "Z" not in
+                                         Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1].split()[0]
+                                         for c in children if Path(f"/proc/{c}/stat").exists()):
+        time.sleep(0.1)
+    alive = [c for c in children if Path(f"/proc/{c}/stat").exists()
+             and Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    assert not alive, f"decoder child {alive} outlived its killed parent"

@@ -134,3 +134,32 @@ def test_a_label_mask_png_is_not_screened_as_a_film(tmp_path: Path):
     cv2.imwrite(str(p), labels)
     rep = screen(str(p), "--spacing-mm", "0.42", "--sex", "F", "--height-cm", "150")
     assert rep["flag"] == "not_assessable" and NOT_RADIOGRAPH in rep["reasons"]
+
+
+@pytest.mark.parametrize("kind", ["rows_and_columns", "pixels", "blocks", "columns_swapped"])
+def test_scrambled_films_are_never_flagged(tmp_path: Path, kind: str):
+    """Pixels scrambled (correlation with the original well under 0.5) must end not_assessable."""
+    import pydicom
+
+    ds = pydicom.dcmread(SAMPLE)
+    a = ds.pixel_array.copy()
+    rng = np.random.default_rng(3)
+    if kind == "rows_and_columns":
+        b = a[rng.permutation(a.shape[0])][:, rng.permutation(a.shape[1])]
+    elif kind == "pixels":
+        b = rng.permutation(a.ravel()).reshape(a.shape)
+    elif kind == "blocks":
+        h = a.shape[0] // 8 * 8
+        b = a.copy()
+        b[:h] = a[:h].reshape(8, h // 8, -1)[[3, 6, 0, 7, 1, 5, 2, 4]].reshape(h, -1)
+    else:
+        w = a.shape[1] // 4 * 4
+        b = a.copy()
+        b[:, :w] = a[:, :w].reshape(a.shape[0], 4, -1)[:, [2, 0, 3, 1]].reshape(a.shape[0], w)
+    assert np.corrcoef(a.ravel().astype(float), b.ravel().astype(float))[0, 1] < 0.5
+    ds.PixelData = b.astype(a.dtype).tobytes()
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    p = tmp_path / f"{kind}.dcm"
+    ds.save_as(p)
+    rep = screen(str(p))
+    assert rep["flag"] == "not_assessable", (rep["reasons"], rep["quality"])
