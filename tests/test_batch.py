@@ -218,3 +218,17 @@ def test_a_decoder_child_dies_with_its_parent(tmp_path: Path):
     alive = [c for c in children if Path(f"/proc/{c}/stat").exists()
              and Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
     assert not alive, f"decoder child {alive} outlived its killed parent"
+
+
+def test_every_row_is_synced_before_the_next(tmp_path: Path, monkeypatch):
+    synced: list[int] = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(batch_mod.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    path = tmp_path / "x.csv"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        for i in range(3):
+            batch_mod._append(fd, f"row{i}\n".encode())
+            assert len(synced) == i + 1, "a row was appended without fsync"
+    finally:
+        os.close(fd)

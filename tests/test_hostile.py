@@ -162,3 +162,34 @@ def test_corrupted_header_bytes_never_escape(tmp_path: Path) -> None:
             assert_one_clean_line(err)
         else:
             assert film.pixels.ndim == 2 and film.pixels.dtype == np.float32
+
+
+def test_the_reader_opens_files_for_reading_only(tmp_path: Path, monkeypatch):
+    """Checked on the open calls themselves, so it holds when the tests run as root (where a
+    read-only file can still be opened for writing)."""
+    import builtins
+    import io
+
+    modes: list[str] = []
+    real_open, real_io_open, real_os_open = builtins.open, io.open, os.open
+
+    def spy_open(file, mode="r", *a, **k):
+        modes.append(mode)
+        return real_open(file, mode, *a, **k)
+
+    def spy_os_open(path, flags, *a, **k):
+        modes.append("w" if flags & (os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_TRUNC) else "r")
+        return real_os_open(path, flags, *a, **k)
+
+    monkeypatch.setattr(builtins, "open", spy_open)
+    monkeypatch.setattr(io, "open", spy_open)
+    monkeypatch.setattr(os, "open", spy_os_open)
+    for p in (write_dicom(tmp_path / "ok.dcm", grey_film(), BitsStored=12, PixelSpacing=[0.2, 0.2]),):
+        read_film(p)
+    import cv2
+
+    cv2.imwrite(str(tmp_path / "x.png"), (grey_film() >> 4).astype(np.uint8))
+    modes.clear()
+    read_film(tmp_path / "x.png", spacing_mm=0.5)
+    read_film(tmp_path / "ok.dcm")
+    assert modes and not [m for m in modes if any(c in m for c in "wa+")], modes
