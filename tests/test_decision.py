@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from edge.calibration import calibrate, choose_thresholds, fit
+from edge.calibration import calibrate, choose_thresholds, decision_metrics, fit, one_side_sd
 from edge.criteria import CRITERIA, category
 from edge.decision import Flag, Thresholds, decide
 from edge.smi import SmiCalibration, design_row
@@ -124,3 +124,64 @@ def test_category_at_and_around_each_cut_off(crit, sex, flag, grip, gait, expect
 def test_cut_offs_are_the_published_ones():
     assert CRITERIA["awgs2019"].smi == {"M": 7.0, "F": 5.4} and CRITERIA["ewgsop2"].smi == {"M": 7.0, "F": 5.5}
     assert CRITERIA["awgs2019"].grip == {"M": 28.0, "F": 18.0} and CRITERIA["ewgsop2"].grip == {"M": 27.0, "F": 16.0}
+
+
+def test_borderline_mass_with_low_performance_is_possible_sarcopenia():
+    """EWGSOP2 with normal grip: a borderline mass and slow gait warrant a look; a normal one not."""
+    ew = CRITERIA["ewgsop2"]
+    assert category(ew, "F", "borderline", 20.0, 0.7)["category"] == "possible_sarcopenia"
+    assert category(ew, "F", "normal", 20.0, 0.7)["category"] == "no_sarcopenia"
+    out = category(CRITERIA["awgs2019"], "M", "normal", 30.0, 0.9)
+    assert out == {"category": "possible_sarcopenia", "low_strength": False, "low_performance": True,
+                   "used": ["grip_kg", "gait_speed_mps"]}
+    assert category(CRITERIA["awgs2019"], "M", "normal", None, None) == {
+        "category": "no_sarcopenia", "low_strength": None, "low_performance": None, "used": []}
+
+
+def test_decision_metrics_known_answer():
+    normal = np.array([True, True, False, False, False, True])
+    refer = np.array([False, False, True, True, False, False])
+    low = np.array([True, False, True, False, True, False])
+    m = decision_metrics(normal, refer, low)
+    # low films: cleared, referred, borderline -> 2 of 3 not cleared; not-low: cleared, referred, cleared
+    assert m == pytest.approx({"sensitivity": 2 / 3, "specificity": 2 / 3, "refer_ppv": 0.5, "clear_npv": 2 / 3,
+                               "borderline_share": 1 / 6, "n": 6, "n_low": 3})
+
+
+def test_one_side_sd_known_answer():
+    cal = SmiCalibration("loglinear", (0.0, 1.0, 0.0, 0.0), ZERO4, 0.1, 2.0, 100)
+    # right 60 %, left 40 %: one thigh doubled is log(1.2) and log(0.8) from both thighs
+    sd = one_side_sd(cal, [60.0] * 4, [40.0] * 4, ["F"] * 4, [1.6] * 4)
+    assert sd == pytest.approx(np.sqrt((np.log(1.2) ** 2 + np.log(0.8) ** 2) / 2))
+    assert one_side_sd(cal, [50.0] * 4, [50.0] * 4, ["F"] * 4, [1.6] * 4) == 0.0
+    assert one_side_sd(cal, [60.0], [40.0], ["F"], [1.6]) == 0.0       # too few films to say
+
+
+def test_calibrations_and_thresholds_read_back_from_the_manifest():
+    import json
+    from pathlib import Path
+
+    m = json.loads((Path(__file__).resolve().parents[1] / "models" / "default" / "manifest.json").read_text())
+    cal = SmiCalibration.from_dict(m["smi_calibration"])
+    assert cal.form == m["smi_calibration"]["form"] and cal.n == m["smi_calibration"]["n"]
+    assert cal.coef == tuple(m["smi_calibration"]["coef"]) and cal.interval_scale == m["smi_calibration"]["interval_scale"]
+    assert cal.one_side_sd == m["smi_calibration"]["one_side_sd"] and cal.t95 == m["smi_calibration"]["t95"]
+    assert cal.xtx_inv == tuple(tuple(r) for r in m["smi_calibration"]["xtx_inv"])
+    assert cal.residual_sd == m["smi_calibration"]["residual_sd"]
+    old = {k: v for k, v in m["smi_calibration"].items() if k not in ("interval_scale", "one_side_sd")}
+    assert SmiCalibration.from_dict(old).interval_scale == 1.0 and SmiCalibration.from_dict(old).one_side_sd == 0.0
+    th = Thresholds.from_dict(m["decision"]["awgs2019"])
+    assert (th.clear, th.refer) == (m["decision"]["awgs2019"]["clear"], m["decision"]["awgs2019"]["refer"])
+
+
+def test_the_sex_term_moves_estimate_interval_and_p_low():
+    cal = SmiCalibration("loglinear", (math.log(6.0), 0.0, 0.2, 0.0), ZERO4, 0.1, 1.96, 100_004)
+    assert cal.predict(300, "M", 1.6)[0] == pytest.approx(6.0 * math.exp(0.2))
+    assert cal.p_low(300, "M", 1.6, 6.0 * math.exp(0.2)) == pytest.approx(0.5, abs=1e-9)
+    assert cal.p_low(300, "F", 1.6, 6.0) == pytest.approx(0.5, abs=1e-9)
+    A = tuple(tuple(1.0 if i == j == 2 else 0.0 for j in range(4)) for i in range(4))
+    wide_for_men = SmiCalibration("loglinear", (math.log(6.0), 0.0, 0.0, 0.0), A, 0.1, 2.0, 50)
+    lo_m, hi_m = wide_for_men.predict(300, "M", 1.6)[1:]
+    lo_f, hi_f = wide_for_men.predict(300, "F", 1.6)[1:]
+    assert hi_m / lo_m == pytest.approx(math.exp(2 * 2.0 * 0.1 * math.sqrt(2)))
+    assert hi_f / lo_f == pytest.approx(math.exp(2 * 2.0 * 0.1))
