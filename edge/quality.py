@@ -35,6 +35,7 @@ IMPLAUSIBLE_AREA = "segmentation failed quality checks (thigh muscle area implau
 INVERTED = "film appears inverted (soft tissue brighter than its surroundings): check MONOCHROME1/2 or the export"
 SPACING_ANATOMY = "pixel spacing inconsistent with the anatomy (thigh length does not fit the patient's height)"
 ASYMMETRY = "segmentation failed quality checks (the two thighs differ implausibly in size)"
+NO_FEMUR = "segmentation failed quality checks (no femur beside the muscle: it is not on the thighs)"
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class GateConfig:
     length_to_height: tuple[float, float] = (0.12, 0.27)  # muscle length / body height
     max_side_ratio: float = 2.0           # larger / smaller thigh
     min_muscle_level: float = 0.3         # muscle's place in the film's grey range (inverted below)
+    min_femur_support: float = 0.5        # share of the muscle's rows with femur inside them
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "GateConfig":
@@ -76,8 +78,23 @@ def anatomy(film: Film, mask: np.ndarray, areas: Areas) -> Anatomy:
     return Anatomy(length, level, ratio)
 
 
+def femur_support(muscle: np.ndarray, bone: np.ndarray) -> float | None:
+    """Share of the rows holding thigh muscle in which bone lies between the muscle's outer
+    edges: thigh muscle wraps the femur, while a mask on the pelvis, a shield, a ruler or the
+    space between the legs has no femur inside it. None when there is no muscle."""
+    rows = np.nonzero(muscle.sum(axis=1) >= 2)[0]
+    if len(rows) == 0:
+        return None
+    hits = 0
+    for r in rows:
+        cols = np.nonzero(muscle[r])[0]
+        hits += bool(bone[r, cols[0]:cols[-1] + 1].any())
+    return hits / len(rows)
+
+
 def quality_gate(film: Film, areas: Areas, confidence: float, mask: np.ndarray | None = None,
-                 height_m: float | None = None, cfg: GateConfig = GateConfig()) -> tuple[list[str], dict]:
+                 height_m: float | None = None, cfg: GateConfig = GateConfig(),
+                 femur: float | None = None) -> tuple[list[str], dict]:
     """(reasons, quality): reasons is empty when the film and its segmentation may be measured."""
     reasons: list[str] = []
     rows, cols = film.pixels.shape
@@ -112,6 +129,10 @@ def quality_gate(film: Film, areas: Areas, confidence: float, mask: np.ndarray |
                 reasons.append(SPACING_ANATOMY)
         if a.side_ratio is not None and a.side_ratio > cfg.max_side_ratio:
             reasons.append(ASYMMETRY)
+    if femur is not None:
+        quality["femur_support"] = round(femur, 3)
+        if femur < cfg.min_femur_support:
+            reasons.append(NO_FEMUR)
     if areas.unit == "cm2" and not reasons:
         per_side = [v for v in (areas.right, areas.left) if v is not None] or [areas.total]
         plausible = all(cfg.thigh_area_cm2[0] <= v <= cfg.thigh_area_cm2[1] for v in per_side)

@@ -13,12 +13,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .bundle import Bundle, compile_bundle, load_bundle, muscle_probability
+from .bundle import THIGH_MUSCLE, Bundle, class_probabilities, compile_bundle, load_bundle
 from .files import write_bytes_atomic
 from .criteria import CRITERIA, category
 from .decision import MEANING, Flag, Thresholds, decide
 from .measure import thigh_areas
-from .quality import GateConfig, quality_gate
+from .quality import GateConfig, femur_support, quality_gate
 from .preprocess import to_film_grid, to_model_input
 from .reader import Film, read_film
 from .smi import SmiCalibration
@@ -37,6 +37,16 @@ class Options:
     grip_kg: float | None = None
     gait_mps: float | None = None
     spacing_mm: float | None = None
+
+
+BONE = 3  # label value of bone (PHANTOM.md), its channel in a multi-class output
+
+
+@dataclass(frozen=True)
+class Segmentation:
+    mask: np.ndarray              # thigh muscle, on the film's grid
+    confidence: float
+    femur_support: float | None   # share of the muscle's rows with bone between its edges
 
 
 @dataclass
@@ -65,19 +75,31 @@ class Screener:
 
     def segment(self, film: Film) -> tuple[np.ndarray, float]:
         """Thigh-muscle mask on the film's grid and the model's confidence in it."""
+        s = self.segment_full(film)
+        return s.mask, s.confidence
+
+    def segment_full(self, film: Film) -> Segmentation:
+        """The mask, the model's confidence, and (multi-class models) how well the femur backs it."""
         x, box = to_model_input(film.pixels, self.bundle.input_size)
-        prob = muscle_probability(self.compiled, x)
+        out = self.compiled.output(0)
+        probs = class_probabilities(lambda inp: self.compiled(inp)[out], x)
+        prob = probs[0] if probs.shape[0] == 1 else probs[THIGH_MUSCLE]
         # Confidence: how decided the model is wherever it sees any muscle (1 = all 0 or 1).
         near = prob > 0.1
         confidence = float(np.mean(np.abs(2 * prob[near] - 1))) if np.any(prob > 0.5) else 0.0
-        return to_film_grid(prob, box) > 0.5, confidence
+        support = None
+        if probs.shape[0] > BONE:
+            inside = np.s_[box.top:box.top + box.height, box.left:box.left + box.width]
+            support = femur_support(prob[inside] > 0.5, probs[BONE][inside] > 0.5)
+        return Segmentation(to_film_grid(prob, box) > 0.5, confidence, support)
 
     def screen(self, path: Path, opts: Options, film: Film | None = None) -> Result:
         film = film or read_film(path, spacing_mm=opts.spacing_mm)
-        mask, confidence = self.segment(film)
-        return Result(self.report(film, mask, confidence, opts), film, mask)
+        seg = self.segment_full(film)
+        return Result(self.report(film, seg.mask, seg.confidence, opts, seg.femur_support), film, seg.mask)
 
-    def report(self, film: Film, mask: np.ndarray, confidence: float, opts: Options) -> dict:
+    def report(self, film: Film, mask: np.ndarray, confidence: float, opts: Options,
+               femur: float | None = None) -> dict:
         crit = CRITERIA[opts.criteria]
         sex, sex_src = (opts.sex, "option") if opts.sex else ((film.sex, "DICOM PatientSex") if film.sex else (None, None))
         if opts.height_cm:
@@ -87,7 +109,7 @@ class Screener:
         else:
             height, h_src = None, None
         areas = thigh_areas(mask, film.spacing_mm, film.pixels)
-        reasons, quality = quality_gate(film, areas, confidence, mask, height, self.gate)
+        reasons, quality = quality_gate(film, areas, confidence, mask, height, self.gate, femur)
         if film.spacing_mm is None:
             reasons.append("no pixel spacing (give --spacing-mm): area in pixels only")
         if sex not in ("F", "M"):

@@ -6,7 +6,8 @@ Each threshold starts from the validation films' range and is widened by a state
 because the phantom's population is narrower than real patients' (README, the quality gate):
 muscle length / height x [0.75, 1.5] of the observed [min, max], absolute length x [0.7, 1.8],
 the larger/smaller thigh ratio at least 2.0 and 1.25 x the 99th percentile, the muscle's grey
-level at most 0.6 x the lowest seen (an inverted film puts it near 0.2). The confidence floor
+level at most 0.6 x the lowest seen (an inverted film puts it near 0.2), the share of muscle rows
+with femur inside them at most 0.6 x the lowest seen (multi-class models). The confidence floor
 stays at 0.6: decisiveness is not anatomy, and real films are less decided than the phantom.
 """
 from __future__ import annotations
@@ -27,7 +28,7 @@ from edge.screen import Screener
 
 def choose_gate(bundle: Path, cohort: Path, split: str = "val") -> dict:
     scr = Screener(bundle)
-    ratio, length, side, level = [], [], [], []
+    ratio, length, side, level, femur = [], [], [], [], []
     import csv
 
     with open(Path(cohort) / "cases.csv", newline="") as f:  # the cohort layout (PHANTOM.md)
@@ -35,7 +36,10 @@ def choose_gate(bundle: Path, cohort: Path, split: str = "val") -> dict:
     for c in cases:
         height_m = float(c["height_m"]) if c.get("height_m") else None
         film = read_film(Path(cohort) / c["image"])
-        mask, _ = scr.segment(film)
+        seg = scr.segment_full(film)
+        mask = seg.mask
+        if seg.femur_support is not None:
+            femur.append(seg.femur_support)
         areas = thigh_areas(mask, film.spacing_mm, film.pixels)
         a = anatomy(film, mask, areas)
         if a.muscle_length_cm is None or not height_m:
@@ -51,6 +55,7 @@ def choose_gate(bundle: Path, cohort: Path, split: str = "val") -> dict:
             "length_to_height": [round(min(ratio) * 0.75, 4), round(max(ratio) * 1.5, 4)],
             "max_side_ratio": round(max(2.0, 1.25 * float(np.percentile(side, 99))), 3),
             "min_muscle_level": round(0.6 * min(level), 3),
+            **({"min_femur_support": round(0.6 * min(femur), 3)} if femur else {}),
             "chosen_on": f"{len(length)} films of {Path(cohort).name}, split {split} (quantize/gate.py)"}
 
 

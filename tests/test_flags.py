@@ -163,3 +163,23 @@ def test_scrambled_films_are_never_flagged(tmp_path: Path, kind: str):
     ds.save_as(p)
     rep = screen(str(p))
     assert rep["flag"] == "not_assessable", (rep["reasons"], rep["quality"])
+
+
+def test_femur_support_tells_a_thigh_from_a_mask_elsewhere():
+    from edge.quality import NO_FEMUR, femur_support
+
+    muscle = np.zeros((100, 60), bool)
+    muscle[20:80, 10:25] = True
+    muscle[20:80, 35:50] = True
+    bone = np.zeros_like(muscle)
+    bone[15:85, 27:33] = True                       # the femur between the two muscle blobs
+    assert femur_support(muscle, bone) == 1.0
+    bone_short = np.zeros_like(muscle)
+    bone_short[20:50, 27:33] = True                 # bone for half the muscle's rows
+    assert femur_support(muscle, bone_short) == pytest.approx(0.5)
+    assert femur_support(muscle, np.zeros_like(muscle)) == 0.0   # a mask on a shield or the pelvis
+    assert femur_support(np.zeros_like(muscle), bone) is None
+    film, mask = _film()
+    areas = _areas(mask, 1.0)
+    assert quality_gate(film, areas, 0.9, mask, 1.6, GateConfig(), femur=0.95)[0] == []
+    assert quality_gate(film, areas, 0.9, mask, 1.6, GateConfig(), femur=0.2)[0] == [NO_FEMUR]
