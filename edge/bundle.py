@@ -33,7 +33,7 @@ _CANDIDATES = (Path(__file__).resolve().parents[1] / "models" / "default",
 # of every other file, so this one digest binds the whole bundle: an edited calibration,
 # threshold or model file is refused. tests/test_bundle.py checks it against models/default.
 PINNED_MANIFESTS = {
-    "f9c5b8ca7559b94423a817270277a835eb1af2dab5a24cc135d7e7d722338f04": "default 0.2.0 (shipped)",
+    "dbe572519c5bca6891bd6ea72157c1edfb9a61f26c016ea10be6a1378ecfd038": "default 0.2.0 (shipped)",
 }
 TRUST_FILE = "trusted_bundles.json"
 GATE_FIELDS = set(GateConfig.__dataclass_fields__)

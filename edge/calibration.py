@@ -11,8 +11,9 @@ One module for both sides: `sarco calibrate` (training side, phantom cohorts) an
   asymmetry, measured on films that show both thighs.
 - Decision: `p_low`, the predictive probability that DEXA SMI is under the cut-off, from
   out-of-fold predictions; `clear` is the largest threshold that keeps sensitivity >= 0.90
-  (a truly low person is cleared as `normal` at most 10 % of the time); `refer` the largest
-  threshold >= clear that keeps the `borderline` share <= 15 %.
+  (a truly low person is cleared as `normal` at most 10 % of the time), both on the films'
+  labels and by the predictive probabilities (the lower wins: with few films the labels alone
+  overfit); `refer` the largest threshold >= clear that keeps the `borderline` share <= 15 %.
 """
 from __future__ import annotations
 
@@ -101,7 +102,14 @@ def choose_thresholds(p: np.ndarray, low: np.ndarray) -> dict:
     allowed = int(math.floor((1 - MIN_SENSITIVITY) * n_low + 1e-9))  # 0.1 * 20 is 1.99999... in floats
     low_p = np.sort(p[low])
     clear = float(low_p[allowed] - 1e-9) if allowed < n_low else 1.0
-    clear = max(clear, 0.0)
+    # The same target from the predictive probabilities themselves (expected low films cleared
+    # = sum of p_low at or under the threshold): smooth where the labels are few. The lower of
+    # the two is kept, so a small site cannot talk itself into clearing too many.
+    order = np.sort(p)
+    expected_cleared = np.cumsum(order) / max(float(p.sum()), 1e-12)
+    ok = np.nonzero(expected_cleared <= 1 - MIN_SENSITIVITY)[0]
+    model_clear = float(order[ok[-1]]) if len(ok) else 0.0
+    clear = max(min(clear, model_clear), 0.0)
     above = np.sort(p[p > clear])
     k = int(math.floor(MAX_BORDERLINE * n + 1e-9))  # at most k films strictly between clear and refer
     refer = float(above[k]) if k < len(above) else 1.0

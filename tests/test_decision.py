@@ -185,3 +185,15 @@ def test_the_sex_term_moves_estimate_interval_and_p_low():
     lo_f, hi_f = wide_for_men.predict(300, "F", 1.6)[1:]
     assert hi_m / lo_m == pytest.approx(math.exp(2 * 2.0 * 0.1 * math.sqrt(2)))
     assert hi_f / lo_f == pytest.approx(math.exp(2 * 2.0 * 0.1))
+
+
+def test_few_labels_cannot_push_the_clear_threshold_past_what_p_low_supports():
+    """Ten low films at p 0.9 and ten others at 0.08: the labels alone would clear everything
+    under 0.9; the predictive probabilities say clearing the 0.08s already costs 8 % of low films,
+    so clear stays at 0.08."""
+    p = np.array([0.9] * 10 + [0.08] * 10)
+    low = np.array([True] * 10 + [False] * 10)
+    th = choose_thresholds(p, low)
+    assert th["clear"] == pytest.approx(0.08)
+    p2 = np.array([0.9] * 10 + [0.12] * 10)          # 12 % expected cleared: nothing may be cleared
+    assert choose_thresholds(p2, low)["clear"] == 0.0
