@@ -105,10 +105,10 @@ def choose_thresholds(p: np.ndarray, low: np.ndarray) -> dict:
     # The same target from the predictive probabilities themselves (expected low films cleared
     # = sum of p_low at or under the threshold): smooth where the labels are few. The lower of
     # the two is kept, so a small site cannot talk itself into clearing too many.
-    order = np.sort(p)
-    expected_cleared = np.cumsum(order) / max(float(p.sum()), 1e-12)
-    ok = np.nonzero(expected_cleared <= 1 - MIN_SENSITIVITY)[0]
-    model_clear = float(order[ok[-1]]) if len(ok) else 0.0
+    values = np.unique(p)  # ties are cleared together: count at each distinct value
+    expected_cleared = np.array([p[p <= v].sum() for v in values]) / max(float(p.sum()), 1e-12)
+    ok = np.nonzero(expected_cleared <= 1 - MIN_SENSITIVITY + 1e-12)[0]
+    model_clear = float(values[ok[-1]]) if len(ok) else 0.0
     clear = max(min(clear, model_clear), 0.0)
     above = np.sort(p[p > clear])
     k = int(math.floor(MAX_BORDERLINE * n + 1e-9))  # at most k films strictly between clear and refer
