@@ -7,6 +7,7 @@ when `openvino_telemetry` cannot be imported, so the runtime marks that module a
 holds in every process that imports `edge` (the CLIs, the training side, the tests), whatever
 the environment. See tests/test_network.py.
 """
+
 import sys as _sys
 
 if "openvino_telemetry" not in _sys.modules:

@@ -4,6 +4,7 @@ Rows are appended one whole line at a time (O_APPEND, fsync), so a killed run lo
 had finished; `resume` skips files already in the CSV and drops a half-written last line.
 Reading and decoding the next films runs in a thread while the model works on the current one.
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,11 +21,35 @@ from typing import Callable
 from .reader import ReadError, read_film
 from .screen import Options, Screener, write_overlay
 
-COLUMNS = ["file", "status", "error_kind", "error", "flag", "reasons", "thigh_muscle_area_cm2", "right_cm2", "left_cm2",
-           "thigh_muscle_area_px", "sides_seen", "smi_basis", "smi_estimate", "smi_low", "smi_high", "p_low",
-           "criteria", "cutoff", "category", "sex",
-           "sex_source", "height_m", "height_source", "pixel_spacing_mm", "pixel_spacing_source",
-           "segmentation_confidence", "model_version"]
+COLUMNS = [
+    "file",
+    "status",
+    "error_kind",
+    "error",
+    "flag",
+    "reasons",
+    "thigh_muscle_area_cm2",
+    "right_cm2",
+    "left_cm2",
+    "thigh_muscle_area_px",
+    "sides_seen",
+    "smi_basis",
+    "smi_estimate",
+    "smi_low",
+    "smi_high",
+    "p_low",
+    "criteria",
+    "cutoff",
+    "category",
+    "sex",
+    "sex_source",
+    "height_m",
+    "height_source",
+    "pixel_spacing_mm",
+    "pixel_spacing_source",
+    "segmentation_confidence",
+    "model_version",
+]
 PREFETCH = 2
 
 
@@ -33,7 +58,7 @@ class Entry:
     """One thing found under the folder: a file to screen, or one skipped with its reason."""
 
     path: Path
-    rel: str                 # the CSV's `file` cell: relative, '/'-separated, undecodable bytes as \\xNN
+    rel: str  # the CSV's `file` cell: relative, '/'-separated, undecodable bytes as \\xNN
     skip: str | None = None  # why it gets a `skipped` row instead of a screen
 
 
@@ -148,16 +173,33 @@ def _append(fd: int, data: bytes) -> None:
 
 def _row(rel: str, rep: dict) -> dict:
     lo, hi = rep["smi_interval_95"] or ("", "")
-    return {"file": rel, "status": "ok", "flag": rep["flag"], "reasons": "; ".join(rep["reasons"]),
-            "thigh_muscle_area_cm2": rep["thigh_muscle_area_cm2"], "right_cm2": rep["right_cm2"],
-            "left_cm2": rep["left_cm2"], "thigh_muscle_area_px": rep["thigh_muscle_area_px"],
-            "sides_seen": rep["sides_seen"], "smi_basis": rep.get("smi_basis") or "", "p_low": rep.get("p_low"),
-            "smi_estimate": rep["smi_estimate"], "smi_low": lo, "smi_high": hi, "criteria": rep["criteria"],
-            "cutoff": rep["cutoff"], "category": rep.get("category", ""), "sex": rep["sex"],
-            "sex_source": rep["sex_source"], "height_m": rep["height_m"], "height_source": rep["height_source"],
-            "pixel_spacing_mm": (rep["pixel_spacing_mm"] or [""])[0], "pixel_spacing_source": rep["pixel_spacing_source"],
-            "segmentation_confidence": rep["quality"]["segmentation_confidence"],
-            "model_version": f"{rep['model']['name']} {rep['model']['version']} {rep['model']['precision']}"}
+    return {
+        "file": rel,
+        "status": "ok",
+        "flag": rep["flag"],
+        "reasons": "; ".join(rep["reasons"]),
+        "thigh_muscle_area_cm2": rep["thigh_muscle_area_cm2"],
+        "right_cm2": rep["right_cm2"],
+        "left_cm2": rep["left_cm2"],
+        "thigh_muscle_area_px": rep["thigh_muscle_area_px"],
+        "sides_seen": rep["sides_seen"],
+        "smi_basis": rep.get("smi_basis") or "",
+        "p_low": rep.get("p_low"),
+        "smi_estimate": rep["smi_estimate"],
+        "smi_low": lo,
+        "smi_high": hi,
+        "criteria": rep["criteria"],
+        "cutoff": rep["cutoff"],
+        "category": rep.get("category", ""),
+        "sex": rep["sex"],
+        "sex_source": rep["sex_source"],
+        "height_m": rep["height_m"],
+        "height_source": rep["height_source"],
+        "pixel_spacing_mm": (rep["pixel_spacing_mm"] or [""])[0],
+        "pixel_spacing_source": rep["pixel_spacing_source"],
+        "segmentation_confidence": rep["quality"]["segmentation_confidence"],
+        "model_version": f"{rep['model']['name']} {rep['model']['version']} {rep['model']['precision']}",
+    }
 
 
 def _lock(out_csv: Path):
@@ -171,8 +213,15 @@ def _lock(out_csv: Path):
     return lock
 
 
-def run_batch(folder: Path, out_csv: Path, opts: Options, screener: Screener, overlays: Path | None = None,
-              resume: bool = False, progress: Callable[[int, int], None] | None = None) -> dict:
+def run_batch(
+    folder: Path,
+    out_csv: Path,
+    opts: Options,
+    screener: Screener,
+    overlays: Path | None = None,
+    resume: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
     """Screen every entry into `out_csv`, one row each; OSError/BatchError stop it (one line)."""
     folder, out_csv = Path(folder), Path(out_csv)
     lock = _lock(out_csv)
@@ -191,8 +240,17 @@ def _run_locked(folder, out_csv, opts, screener, overlays, resume, progress) -> 
     todo = [e for e in entries if _cell(e.rel) not in done]  # the CSV holds names as written
     if overlays:
         overlays.mkdir(parents=True, exist_ok=True)
-    counts = {"files": len(entries), "skipped_done": len(entries) - len(todo), "screened": 0, "low_muscle_mass": 0,
-              "borderline": 0, "normal": 0, "not_assessable": 0, "errors": 0, "skipped": 0}
+    counts = {
+        "files": len(entries),
+        "skipped_done": len(entries) - len(todo),
+        "screened": 0,
+        "low_muscle_mass": 0,
+        "borderline": 0,
+        "normal": 0,
+        "not_assessable": 0,
+        "errors": 0,
+        "skipped": 0,
+    }
     new = not out_csv.exists() or out_csv.stat().st_size == 0
     fd = os.open(out_csv, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -223,10 +281,14 @@ def _run_locked(folder, out_csv, opts, screener, overlays, resume, progress) -> 
                     counts["errors"] += 1
                 else:
                     try:
-                        res = screener.screen(entry.path, opts, film)
+                        res = screener.screen(film, opts)
                     except Exception as exc:  # one film must not stop the batch; the row says so
-                        row = {"file": rel, "status": "error", "error_kind": "screen_failed",
-                               "error": f"screening failed ({type(exc).__name__})"}
+                        row = {
+                            "file": rel,
+                            "status": "error",
+                            "error_kind": "screen_failed",
+                            "error": f"screening failed ({type(exc).__name__})",
+                        }
                         counts["errors"] += 1
                     else:
                         row = _row(rel, res.report)

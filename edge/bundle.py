@@ -4,6 +4,7 @@ Every file the manifest lists is verified against its sha256 at load: a changed 
 file is refused, never silently run. Compilation goes through OpenVINO's model cache so the
 second start is fast.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -19,16 +20,18 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .preprocess import flip_average
 from .criteria import CRITERIA
+from .preprocess import flip_average
 from .quality import GateConfig
 from .smi import FORMS
 
 MANIFEST = "manifest.json"
 # The shipped bundle: beside the source tree (a checkout, an editable install), or where
 # `pip install .` puts it (pyproject's data-files: <prefix>/share/sarco-edge/models/default).
-_CANDIDATES = (Path(__file__).resolve().parents[1] / "models" / "default",
-               Path(sys.prefix) / "share" / "sarco-edge" / "models" / "default")
+_CANDIDATES = (
+    Path(__file__).resolve().parents[1] / "models" / "default",
+    Path(sys.prefix) / "share" / "sarco-edge" / "models" / "default",
+)
 # sha256 of the manifest.json of each bundle this package ships. The manifest lists the sha256
 # of every other file, so this one digest binds the whole bundle: an edited calibration,
 # threshold or model file is refused. tests/test_bundle.py checks it against models/default.
@@ -70,8 +73,8 @@ def sha256(path: Path) -> str:
 class Bundle:
     root: Path
     manifest: dict
-    digest: str = ""      # sha256 of manifest.json
-    trust: str = ""       # "pinned", "trusted" (site trust store) or "unchecked" (training side)
+    digest: str = ""  # sha256 of manifest.json
+    trust: str = ""  # "pinned", "trusted" (site trust store) or "unchecked" (training side)
 
     @property
     def xml(self) -> Path:
@@ -89,6 +92,7 @@ def _finite(v: Any) -> bool:
 
 def validate_manifest(m: Any) -> None:
     """Schema check of the fields the runtime uses; BundleError with one line naming the field."""
+
     def need(ok: bool, what: str) -> None:
         if not ok:
             raise BundleError(f"manifest.json: {what}")
@@ -97,49 +101,85 @@ def validate_manifest(m: Any) -> None:
     for k in ("name", "version", "architecture", "precision"):
         need(isinstance(m.get(k), str) and 0 < len(m[k]) <= 64, f"{k} must be a short string")
     files = m.get("files")
-    need(isinstance(files, dict) and {"model_xml", "model_bin", "card"} <= set(files), "files must name model_xml, model_bin and card")
+    need(
+        isinstance(files, dict) and {"model_xml", "model_bin", "card"} <= set(files),
+        "files must name model_xml, model_bin and card",
+    )
     for k, name in files.items():
-        need(isinstance(name, str) and bool(_NAME.match(name)), f"files.{k} must be a plain file name inside the bundle")
+        need(
+            isinstance(name, str) and bool(_NAME.match(name)), f"files.{k} must be a plain file name inside the bundle"
+        )
     digests = m.get("sha256")
     need(isinstance(digests, dict), "sha256 must map file names to digests")
     for name in files.values():
-        need(isinstance(digests.get(name), str) and bool(_HEX64.match(digests[name])), f"sha256 of {name} missing or malformed")
+        need(
+            isinstance(digests.get(name), str) and bool(_HEX64.match(digests[name])),
+            f"sha256 of {name} missing or malformed",
+        )
     inp = m.get("input")
     size = inp.get("size") if isinstance(inp, dict) else None
-    need(isinstance(size, list) and len(size) == 2 and all(isinstance(v, int) and not isinstance(v, bool)
-                                                            and 32 <= v <= 4096 and v % 32 == 0 for v in size),
-         "input.size must be [height, width], each a multiple of 32")
+    need(
+        isinstance(size, list)
+        and len(size) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) and 32 <= v <= 4096 and v % 32 == 0 for v in size),
+        "input.size must be [height, width], each a multiple of 32",
+    )
     out = m.get("output")
-    need(isinstance(out, dict) and _finite(out.get("threshold")) and 0 < out["threshold"] < 1, "output.threshold must be in (0, 1)")
+    need(
+        isinstance(out, dict) and _finite(out.get("threshold")) and 0 < out["threshold"] < 1,
+        "output.threshold must be in (0, 1)",
+    )
     cal = m.get("smi_calibration")
     if cal is not None:
         need(isinstance(cal, dict), "smi_calibration must be an object")
         need(cal.get("form") in FORMS, f"smi_calibration.form must be one of {', '.join(FORMS)}")
         coef, A = cal.get("coef"), cal.get("xtx_inv")
-        need(isinstance(coef, list) and len(coef) == 4 and all(map(_finite, coef)), "smi_calibration.coef must be 4 numbers")
-        need(isinstance(A, list) and len(A) == 4 and all(isinstance(r, list) and len(r) == 4 and all(map(_finite, r)) for r in A),
-             "smi_calibration.xtx_inv must be 4 x 4 numbers")
-        need(_finite(cal.get("residual_sd")) and 0 < cal["residual_sd"] <= 3, "smi_calibration.residual_sd must be in (0, 3]")
+        need(
+            isinstance(coef, list) and len(coef) == 4 and all(map(_finite, coef)),
+            "smi_calibration.coef must be 4 numbers",
+        )
+        need(
+            isinstance(A, list)
+            and len(A) == 4
+            and all(isinstance(r, list) and len(r) == 4 and all(map(_finite, r)) for r in A),
+            "smi_calibration.xtx_inv must be 4 x 4 numbers",
+        )
+        need(
+            _finite(cal.get("residual_sd")) and 0 < cal["residual_sd"] <= 3,
+            "smi_calibration.residual_sd must be in (0, 3]",
+        )
         need(_finite(cal.get("t95")) and 1.5 <= cal["t95"] <= 3.5, "smi_calibration.t95 must be in [1.5, 3.5]")
         need(isinstance(cal.get("n"), int) and cal["n"] >= 5, "smi_calibration.n must be an integer >= 5")
         for k, hi in (("interval_scale", 10.0), ("one_side_sd", 3.0)):
             if k in cal:
-                need(_finite(cal[k]) and 0 <= cal[k] <= hi and (k != "interval_scale" or cal[k] > 0),
-                     f"smi_calibration.{k} out of range")
+                need(
+                    _finite(cal[k]) and 0 <= cal[k] <= hi and (k != "interval_scale" or cal[k] > 0),
+                    f"smi_calibration.{k} out of range",
+                )
     gate = m.get("quality_gate")
     if gate is not None:
         need(isinstance(gate, dict), "quality_gate must be an object")
         for k, v in gate.items():
             vals = v if isinstance(v, list) else [v]
-            need(k in GATE_FIELDS and all(map(_finite, vals)) and all(x >= 0 for x in vals)
-                 and (len(vals) == 1 or (len(vals) == 2 and vals[0] <= vals[1])), f"quality_gate.{k} malformed")
+            need(
+                k in GATE_FIELDS
+                and all(map(_finite, vals))
+                and all(x >= 0 for x in vals)
+                and (len(vals) == 1 or (len(vals) == 2 and vals[0] <= vals[1])),
+                f"quality_gate.{k} malformed",
+            )
     dec = m.get("decision")
     if dec is not None:
         need(isinstance(dec, dict), "decision must be an object")
         for k, th in dec.items():
             need(k in CRITERIA, f"decision.{k}: unknown criteria")
-            need(isinstance(th, dict) and _finite(th.get("clear")) and _finite(th.get("refer"))
-                 and 0 <= th["clear"] <= th["refer"] <= 1, f"decision.{k} needs 0 <= clear <= refer <= 1")
+            need(
+                isinstance(th, dict)
+                and _finite(th.get("clear"))
+                and _finite(th.get("refer"))
+                and 0 <= th["clear"] <= th["refer"] <= 1,
+                f"decision.{k} needs 0 <= clear <= refer <= 1",
+            )
 
 
 def _trusted_digests() -> set[str]:
@@ -184,8 +224,10 @@ def load_bundle(root: Path | None = None, require_trust: bool = True) -> Bundle:
     elif digest in _trusted_digests():
         trust = "trusted"
     elif require_trust:
-        raise BundleError(f"manifest.json of {root.name} (sha256 {digest[:12]}) is neither the shipped bundle nor in "
-                          "this site's trust store: refusing it (if this bundle is yours: sarco-edge trust DIR)")
+        raise BundleError(
+            f"manifest.json of {root.name} (sha256 {digest[:12]}) is neither the shipped bundle nor in "
+            "this site's trust store: refusing it (if this bundle is yours: sarco-edge trust DIR)"
+        )
     else:
         trust = "unchecked"
     try:
@@ -199,7 +241,9 @@ def load_bundle(root: Path | None = None, require_trust: bool = True) -> Bundle:
         if p.is_symlink() or not p.is_file() or p.resolve().parent != real_root:
             raise BundleError(f"model bundle file missing or not a plain file in the bundle: {name}")
         if sha256(p) != manifest["sha256"][name]:
-            raise BundleError(f"model bundle file {name} does not match its sha256 in manifest.json: refusing to run it")
+            raise BundleError(
+                f"model bundle file {name} does not match its sha256 in manifest.json: refusing to run it"
+            )
     return Bundle(root=root, manifest=manifest, digest=digest, trust=trust)
 
 
@@ -234,8 +278,11 @@ def compile_bundle(bundle: Bundle, device: str = "CPU", cache_dir: Path | None =
         folder.mkdir(parents=True, exist_ok=True)
         core.set_property({"CACHE_DIR": str(folder)})
     compiled = core.compile_model(str(bundle.xml), device, cpu_config(device))
-    shape = list(compiled.input(0).get_partial_shape().get_min_shape()) if compiled.input(0).get_partial_shape().is_dynamic \
+    shape = (
+        list(compiled.input(0).get_partial_shape().get_min_shape())
+        if compiled.input(0).get_partial_shape().is_dynamic
         else list(compiled.input(0).get_shape())
+    )
     if shape != [1, 1, *bundle.input_size]:
         raise BundleError(f"model input {shape} does not match manifest input.size {list(bundle.input_size)}")
     if folder is not None and fresh:
@@ -251,6 +298,7 @@ def class_probabilities(logits_of: Callable[[np.ndarray], np.ndarray], x: np.nda
     """Per-class probabilities (C, H, W) for a (1, 1, H, W) input, flip-averaged. A one-channel
     model (thigh muscle only) gives its sigmoid as (1, H, W); a multi-class model (all labels of
     PHANTOM.md) its softmax over channels."""
+
     def once(inp: np.ndarray) -> np.ndarray:
         z = np.asarray(logits_of(inp)[0], np.float32)
         if z.shape[0] == 1:

@@ -15,6 +15,7 @@ One module for both sides: `sarco calibrate` (training side, phantom cohorts) an
   labels and by the predictive probabilities (the lower wins: with few films the labels alone
   overfit); `refer` the largest threshold >= clear that keeps the `borderline` share <= 15 %.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,9 +41,14 @@ def fit(form: str, area: np.ndarray, sex: Sequence[str], height: np.ndarray, smi
     coef, *_ = np.linalg.lstsq(X, y, rcond=None)
     dof = max(len(y) - X.shape[1], 1)
     resid = y - X @ coef
-    return SmiCalibration(form=form, coef=tuple(float(c) for c in coef),
-                          xtx_inv=tuple(tuple(float(v) for v in r) for r in np.linalg.pinv(X.T @ X)),
-                          residual_sd=float(np.sqrt(resid @ resid / dof)), t95=float(t_ppf(0.975, dof)), n=len(y))
+    return SmiCalibration(
+        form=form,
+        coef=tuple(float(c) for c in coef),
+        xtx_inv=tuple(tuple(float(v) for v in r) for r in np.linalg.pinv(X.T @ X)),
+        residual_sd=float(np.sqrt(resid @ resid / dof)),
+        t95=float(t_ppf(0.975, dof)),
+        n=len(y),
+    )
 
 
 def folds_by_person(groups: Sequence[str], k: int = 5, seed: int = 0) -> np.ndarray:
@@ -67,8 +73,11 @@ def out_of_fold(form: str, area, sex, height, smi, groups, k: int = 5) -> list[S
 
 
 def cv_rmse(form: str, area, sex, height, smi, groups, k: int = 5) -> float:
-    err = [cal.predict(a, s, h)[0] - y for cal, a, s, h, y in zip(out_of_fold(form, area, sex, height, smi, groups, k),
-                                                                  area, sex, height, smi) if cal is not None]
+    err = [
+        cal.predict(a, s, h)[0] - y
+        for cal, a, s, h, y in zip(out_of_fold(form, area, sex, height, smi, groups, k), area, sex, height, smi)
+        if cal is not None
+    ]
     return float(np.sqrt(np.mean(np.square(err))))
 
 
@@ -115,8 +124,13 @@ def choose_thresholds(p: np.ndarray, low: np.ndarray) -> dict:
     refer = float(above[k]) if k < len(above) else 1.0
     refer = max(refer, clear)
     flags = [decide(v, Thresholds(clear, refer)) for v in p]
-    return {"clear": clear, "refer": refer, **decision_metrics(np.array([f == Flag.NORMAL for f in flags]),
-                                                                np.array([f == Flag.LOW_MUSCLE_MASS for f in flags]), low)}
+    return {
+        "clear": clear,
+        "refer": refer,
+        **decision_metrics(
+            np.array([f == Flag.NORMAL for f in flags]), np.array([f == Flag.LOW_MUSCLE_MASS for f in flags]), low
+        ),
+    }
 
 
 def decision_metrics(normal: np.ndarray, refer: np.ndarray, low: np.ndarray) -> dict:
@@ -125,12 +139,15 @@ def decision_metrics(normal: np.ndarray, refer: np.ndarray, low: np.ndarray) -> 
     normal, refer, low = (np.asarray(v, bool) for v in (normal, refer, low))
     n_low, n_ok = int(low.sum()), int((~low).sum())
     border = ~normal & ~refer
-    return {"sensitivity": float((~normal & low).sum() / n_low) if n_low else None,
-            "specificity": float((normal & ~low).sum() / n_ok) if n_ok else None,
-            "refer_ppv": float((refer & low).sum() / refer.sum()) if refer.sum() else None,
-            "clear_npv": float((normal & ~low).sum() / normal.sum()) if normal.sum() else None,
-            "borderline_share": float(border.mean()) if len(low) else None,
-            "n": int(len(low)), "n_low": n_low}
+    return {
+        "sensitivity": float((~normal & low).sum() / n_low) if n_low else None,
+        "specificity": float((normal & ~low).sum() / n_ok) if n_ok else None,
+        "refer_ppv": float((refer & low).sum() / refer.sum()) if refer.sum() else None,
+        "clear_npv": float((normal & ~low).sum() / normal.sum()) if normal.sum() else None,
+        "borderline_share": float(border.mean()) if len(low) else None,
+        "n": int(len(low)),
+        "n_low": n_low,
+    }
 
 
 def calibrate(area, sex, height, smi, groups, right=None, left=None) -> dict:
@@ -159,7 +176,13 @@ def calibrate(area, sex, height, smi, groups, right=None, left=None) -> dict:
         if c is not None:
             _, lo, hi = c.predict(a, s, h)
             coverage.append(lo <= y <= hi)
-    report = {"form": form, "cv_rmse": cv, "n_films": len(area), "n_people": len(set(groups)),
-              "interval_scale": scale, "one_side_sd": side_sd,
-              "oof_interval_coverage": float(np.mean(coverage)) if coverage else None}
+    report = {
+        "form": form,
+        "cv_rmse": cv,
+        "n_films": len(area),
+        "n_people": len(set(groups)),
+        "interval_scale": scale,
+        "one_side_sd": side_sd,
+        "oof_interval_coverage": float(np.mean(coverage)) if coverage else None,
+    }
     return {"calibration": asdict(cal), "decision": decision, "report": report}

@@ -3,6 +3,7 @@
 Exit codes (documented in README): 0 ok, 2 usage error, 3 the input could not be read as a film,
 4 model bundle problem, 5 an output could not be written.
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,11 @@ EXIT_BAD_INPUT = 3
 EXIT_MODEL = 4
 EXIT_OUTPUT = 5
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="sarco-edge: offline thigh-muscle screening on long-leg radiographs. A screening aid, not a diagnosis.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="sarco-edge: offline thigh-muscle screening on long-leg radiographs. A screening aid, not a diagnosis.",
+)
 out = Console()
 err = Console(stderr=True)
 
@@ -113,8 +117,14 @@ def _options(sex, height_cm, criteria, grip_kg, gait_speed, spacing_mm):
         raise fail("--sex must be F or M", 2)
     if criteria not in CRITERIA:
         raise fail(f"--criteria must be one of {', '.join(CRITERIA)}", 2)
-    return Options(sex=sex.upper() if sex else None, height_cm=height_cm, criteria=criteria, grip_kg=grip_kg,
-                   gait_mps=gait_speed, spacing_mm=spacing_mm)
+    return Options(
+        sex=sex.upper() if sex else None,
+        height_cm=height_cm,
+        criteria=criteria,
+        grip_kg=grip_kg,
+        gait_mps=gait_speed,
+        spacing_mm=spacing_mm,
+    )
 
 
 SEX = typer.Option(None, "--sex", help="F or M (default: DICOM PatientSex).")
@@ -144,12 +154,16 @@ def _check_overlay_path(overlay: Path, image: Path) -> None:
 def _human(rep: dict, name: str) -> None:
     t = Table(title=f"sarco-edge screen: {name}", show_header=False)
     area = rep["thigh_muscle_area_cm2"]
-    t.add_row("thigh muscle area", f"{area:.1f} cm2" if area is not None else f"{rep['thigh_muscle_area_px']} px (no spacing)")
+    t.add_row(
+        "thigh muscle area", f"{area:.1f} cm2" if area is not None else f"{rep['thigh_muscle_area_px']} px (no spacing)"
+    )
     if rep["right_cm2"] is not None:
         t.add_row("  right / left", f"{rep['right_cm2']:.1f} / {rep['left_cm2']:.1f} cm2")
     if rep["smi_estimate"] is not None:
         lo, hi = rep["smi_interval_95"]
-        t.add_row("SMI estimate", f"{rep['smi_estimate']:.2f} kg/m2 (95% interval {lo:.2f} to {hi:.2f}; {rep['smi_basis']})")
+        t.add_row(
+            "SMI estimate", f"{rep['smi_estimate']:.2f} kg/m2 (95% interval {lo:.2f} to {hi:.2f}; {rep['smi_basis']})"
+        )
     if rep["cutoff"]:
         from .criteria import CRITERIA
 
@@ -158,8 +172,11 @@ def _human(rep: dict, name: str) -> None:
     else:
         t.add_row("criteria", rep["criteria"])
     if rep.get("p_low") is not None:
-        t.add_row("P(DEXA SMI below cut-off)", f"{rep['p_low']:.2f} (refer at >= {rep['decision_thresholds']['refer']:.2f}, "
-                  f"normal at <= {rep['decision_thresholds']['clear']:.2f})")
+        t.add_row(
+            "P(DEXA SMI below cut-off)",
+            f"{rep['p_low']:.2f} (refer at >= {rep['decision_thresholds']['refer']:.2f}, "
+            f"normal at <= {rep['decision_thresholds']['clear']:.2f})",
+        )
     t.add_row("flag", rep["flag"] + ("" if not rep["reasons"] else ": " + "; ".join(rep["reasons"])))
     if rep.get("flag_meaning"):
         t.add_row("what next", rep["flag_meaning"])
@@ -178,8 +195,14 @@ def _human(rep: dict, name: str) -> None:
 @app.command()
 def screen(
     image: Path = typer.Argument(..., help="DICOM (.dcm or no extension), PNG, JPEG or TIFF."),
-    sex: str = SEX, height_cm: float = HEIGHT, criteria: str = CRIT, grip_kg: float = GRIP, gait_speed: float = GAIT,
-    spacing_mm: float = SPACING, model: Path = MODEL, device: str = DEVICE,
+    sex: str = SEX,
+    height_cm: float = HEIGHT,
+    criteria: str = CRIT,
+    grip_kg: float = GRIP,
+    gait_speed: float = GAIT,
+    spacing_mm: float = SPACING,
+    model: Path = MODEL,
+    device: str = DEVICE,
     overlay: Path = typer.Option(None, "--overlay", help="Write a PNG of the measured muscle over the film."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
@@ -195,7 +218,7 @@ def screen(
     except ReadError as e:
         raise fail(f"{image.name}: {e}", EXIT_BAD_INPUT)
     scr = _screener(model, device)
-    res = scr.screen(image, opts, film)
+    res = scr.screen(film, opts)
     if overlay:
         write_overlay(overlay, res.film, res.mask, res.report)
     if as_json:
@@ -209,9 +232,15 @@ def batch(
     folder: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder to screen, recursively."),
     out_csv: Path = typer.Option(..., "--out", help="CSV to write, one row per file (errors included)."),
     overlays: Path = typer.Option(None, "--overlays", help="Folder for overlay PNGs."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted batch: skip files already in the CSV."),
-    sex: str = SEX, height_cm: float = HEIGHT, criteria: str = CRIT, spacing_mm: float = SPACING,
-    model: Path = MODEL, device: str = DEVICE,
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue an interrupted batch: skip files already in the CSV."
+    ),
+    sex: str = SEX,
+    height_cm: float = HEIGHT,
+    criteria: str = CRIT,
+    spacing_mm: float = SPACING,
+    model: Path = MODEL,
+    device: str = DEVICE,
 ) -> None:
     """Screen every image under a folder into one CSV, with a progress bar and a summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TimeRemainingColumn
@@ -232,17 +261,34 @@ def batch(
         raise fail(f"--overlays is a file, not a folder: {overlays.name}", 2)
     scr = _screener(model, device)
     try:
-        with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), Rate(),
-                      TimeRemainingColumn(), console=err, transient=True) as bar:
+        with Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            Rate(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
             tid = bar.add_task("screening", total=None)
-            counts = run_batch(folder, out_csv, opts, scr, overlays, resume,
-                               progress=lambda k, n: bar.update(tid, completed=k, total=n))
+            counts = run_batch(
+                folder,
+                out_csv,
+                opts,
+                scr,
+                overlays,
+                resume,
+                progress=lambda k, n: bar.update(tid, completed=k, total=n),
+            )
     except BatchError as e:
         raise fail(str(e), 2)
     except OSError as e:
         what = Path(e.filename).name if e.filename else out_csv.name
-        raise fail(f"output cannot be written ({what}: {e.strerror or type(e).__name__}); rows so far are kept, "
-                   "fix it and run again with --resume", EXIT_OUTPUT)
+        raise fail(
+            f"output cannot be written ({what}: {e.strerror or type(e).__name__}); rows so far are kept, "
+            "fix it and run again with --resume",
+            EXIT_OUTPUT,
+        )
     t = Table(title="batch summary", show_header=False)
     for k, v in counts.items():
         t.add_row(k.replace("_", " "), str(v))
@@ -267,8 +313,10 @@ def info(model: Path = MODEL) -> None:
         b = load_bundle(model)
     except BundleError as e:
         raise fail(f"model bundle: {e}", EXIT_MODEL)
-    out.print(f"model bundle {b.root}: checksums verified ({len(b.manifest['sha256'])} files), "
-              f"manifest sha256 {b.digest} ({b.trust})")
+    out.print(
+        f"model bundle {b.root}: checksums verified ({len(b.manifest['sha256'])} files), "
+        f"manifest sha256 {b.digest} ({b.trust})"
+    )
     out.print((b.root / b.manifest["files"]["card"]).read_text())
 
 
@@ -279,8 +327,14 @@ def _run_site(label: str, what: str, work):
     from .site import SiteError
 
     try:
-        with Progress(f"[progress.description]{label}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                      console=err, transient=True) as bar:
+        with Progress(
+            f"[progress.description]{label}",
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as bar:
             tid = bar.add_task(label, total=None)
             return work(lambda k, n: bar.update(tid, completed=k, total=n))
     except SiteError as e:
@@ -292,26 +346,41 @@ def _run_site(label: str, what: str, work):
 @app.command()
 def calibrate(
     folder: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder with the site's films."),
-    dexa: Path = typer.Option(..., "--dexa", exists=True, dir_okay=False,
-                              help="CSV: file, person, sex, height_cm, dexa_smi [, alm_kg, days_between]."),
+    dexa: Path = typer.Option(
+        ...,
+        "--dexa",
+        exists=True,
+        dir_okay=False,
+        help="CSV: file, person, sex, height_cm, dexa_smi [, alm_kg, days_between].",
+    ),
     out_dir: Path = typer.Option(..., "--out", help="New folder for the site bundle."),
-    model: Path = MODEL, device: str = DEVICE, spacing_mm: float = SPACING,
-    skip_unusable: bool = typer.Option(False, "--skip-unusable", help="Calibrate without films that cannot be read or assessed."),
+    model: Path = MODEL,
+    device: str = DEVICE,
+    spacing_mm: float = SPACING,
+    skip_unusable: bool = typer.Option(
+        False, "--skip-unusable", help="Calibrate without films that cannot be read or assessed."
+    ),
 ) -> None:
     """Fit this site's SMI calibration and decision thresholds on its own films and DEXA; write a new bundle."""
     from .site import site_calibrate
 
     scr = _screener(model, device)
-    res = _run_site("measuring", "the site bundle",
-                    lambda progress: site_calibrate(folder, dexa, out_dir, scr, spacing_mm, skip_unusable, progress))
+    res = _run_site(
+        "measuring",
+        "the site bundle",
+        lambda progress: site_calibrate(folder, dexa, out_dir, scr, spacing_mm, skip_unusable, progress),
+    )
     t = Table(title=f"site bundle {out_dir.name} (trusted on this machine)", show_header=False)
     rep = res["report"]
     t.add_row("films / people", f"{res['films']} / {res['people']} ({res['excluded']} excluded)")
     t.add_row("form", f"{rep['form']} (cv RMSE " + ", ".join(f"{k} {v:.3f}" for k, v in rep["cv_rmse"].items()) + ")")
     t.add_row("interval", f"scale {rep['interval_scale']:.2f}, out-of-fold coverage {rep['oof_interval_coverage']:.3f}")
     for name, d in res["decision"].items():
-        t.add_row(name, f"normal at p_low <= {d['clear']:.3f}, refer at >= {d['refer']:.3f}: sensitivity "
-                  f"{d['sensitivity']:.2f}, specificity {d['specificity']:.2f}, borderline {d['borderline_share']:.2f}")
+        t.add_row(
+            name,
+            f"normal at p_low <= {d['clear']:.3f}, refer at >= {d['refer']:.3f}: sensitivity "
+            f"{d['sensitivity']:.2f}, specificity {d['specificity']:.2f}, borderline {d['borderline_share']:.2f}",
+        )
     out.print(t)
 
 
@@ -320,7 +389,10 @@ def validate(
     folder: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder with the site's films."),
     dexa: Path = typer.Option(..., "--dexa", exists=True, dir_okay=False, help="CSV as for calibrate."),
     out_dir: Path = typer.Option(..., "--out", help="Folder for validation.json and validation.html."),
-    model: Path = MODEL, device: str = DEVICE, criteria: str = CRIT, spacing_mm: float = SPACING,
+    model: Path = MODEL,
+    device: str = DEVICE,
+    criteria: str = CRIT,
+    spacing_mm: float = SPACING,
 ) -> None:
     """How the bundle agrees with this site's DEXA: r, CCC, Bland-Altman, sensitivity/specificity, coverage."""
     from .criteria import CRITERIA
@@ -329,21 +401,28 @@ def validate(
     if criteria not in CRITERIA:
         raise fail(f"--criteria must be one of {', '.join(CRITERIA)}", 2)
     scr = _screener(model, device)
-    rep = _run_site("screening", "the report",
-                    lambda progress: site_validate(folder, dexa, out_dir, scr, criteria, spacing_mm, progress))
+    rep = _run_site(
+        "screening",
+        "the report",
+        lambda progress: site_validate(folder, dexa, out_dir, scr, criteria, spacing_mm, progress),
+    )
     a = rep["all"]
     if "pearson" in a:
         d = a["decision"]
-        out.print(f"{rep['assessed']} of {rep['films']} films assessed: r {a['pearson']['r']:.3f}, CCC {a['ccc']:.3f}, "
-                  f"sensitivity {d['sensitivity']:.2f}, specificity {d['specificity']:.2f}, borderline "
-                  f"{d['borderline_share']:.2f}, 95% interval coverage {a['interval_coverage_95']:.3f}")
+        out.print(
+            f"{rep['assessed']} of {rep['films']} films assessed: r {a['pearson']['r']:.3f}, CCC {a['ccc']:.3f}, "
+            f"sensitivity {d['sensitivity']:.2f}, specificity {d['specificity']:.2f}, borderline "
+            f"{d['borderline_share']:.2f}, 95% interval coverage {a['interval_coverage_95']:.3f}"
+        )
     else:
         out.print(f"{rep['assessed']} of {rep['films']} films assessed: too few for agreement statistics")
     out.print(f"report: {out_dir / 'validation.html'}")
 
 
 @app.command()
-def trust(bundle: Path = typer.Argument(..., help="A model bundle folder this site made (sarco-edge calibrate) or accepts.")) -> None:
+def trust(
+    bundle: Path = typer.Argument(..., help="A model bundle folder this site made (sarco-edge calibrate) or accepts."),
+) -> None:
     """Record a bundle in this site's trust store, after checking every file against its manifest.
 
     The shipped bundle is pinned in the package; any other bundle runs only once trusted here,

@@ -1,6 +1,7 @@
 """Sarcopenia criteria: AWGS 2019 and EWGSOP2 cut-offs and the full category when grip strength
 and/or gait speed are given. The single source of the cut-offs (training and clinic alike).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -9,9 +10,9 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class Criteria:
     name: str
-    smi: dict[str, float]       # low muscle mass: SMI below this, kg/m^2
-    grip: dict[str, float]      # low strength: grip below this, kg
-    gait: float                 # low performance: gait speed below (AWGS) or at/below (EWGSOP2), m/s
+    smi: dict[str, float]  # low muscle mass: SMI below this, kg/m^2
+    grip: dict[str, float]  # low strength: grip below this, kg
+    gait: float  # low performance: gait speed below (AWGS) or at/below (EWGSOP2), m/s
     gait_inclusive: bool
 
 
@@ -47,6 +48,9 @@ def category(crit: Criteria, sex: str, flag: str, grip_kg: float | None, gait_mp
             cat = "no_sarcopenia"
     if uncertain_mass and cat == "no_sarcopenia" and (low_grip or low_gait):
         cat = "possible_sarcopenia"
-    return {"category": cat, "low_strength": low_grip if grip_kg is not None else None,
-            "low_performance": low_gait if gait_mps is not None else None,
-            "used": [k for k, v in (("grip_kg", grip_kg), ("gait_speed_mps", gait_mps)) if v is not None]}
+    return {
+        "category": cat,
+        "low_strength": low_grip if grip_kg is not None else None,
+        "low_performance": low_gait if gait_mps is not None else None,
+        "used": [k for k, v in (("grip_kg", grip_kg), ("gait_speed_mps", gait_mps)) if v is not None],
+    }

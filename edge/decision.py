@@ -4,6 +4,7 @@
 sex. The thresholds (`clear` <= `refer`) are chosen on held-out films (edge.calibration) and
 travel in the bundle's manifest under `decision.<criteria>`.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -27,8 +28,8 @@ MEANING = {
 
 @dataclass(frozen=True)
 class Thresholds:
-    clear: float   # p_low at or below: normal
-    refer: float   # p_low at or above: low_muscle_mass
+    clear: float  # p_low at or below: normal
+    refer: float  # p_low at or above: low_muscle_mass
 
     @classmethod
     def from_dict(cls, d: dict) -> "Thresholds":

@@ -5,6 +5,7 @@ symlink planted where a predictable temporary name would be cannot redirect the 
 final `os.replace` replaces a link at the destination instead of following it. Nothing is ever
 written through a path the caller did not name.
 """
+
 from __future__ import annotations
 
 import csv

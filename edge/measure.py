@@ -3,6 +3,7 @@
 Defined once, here: evaluation, calibration and the clinic report all measure with this.
 On an AP film the patient's right thigh is on the image's left.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,10 +17,10 @@ MIN_BLOB_SHARE = 0.05  # smaller blobs are specks, not a thigh or half of one
 @dataclass(frozen=True)
 class Areas:
     total: float
-    right: float | None   # patient's right (image left); None when that thigh is not seen
+    right: float | None  # patient's right (image left); None when that thigh is not seen
     left: float | None
-    unit: str             # "cm2", or "px" when the film has no spacing
-    sides_seen: int       # 0, 1 or 2
+    unit: str  # "cm2", or "px" when the film has no spacing
+    sides_seen: int  # 0, 1 or 2
 
 
 def _gap_intensity(lab: np.ndarray, stats: np.ndarray, a: int, b: int, pixels: np.ndarray) -> float | None:
@@ -55,8 +56,9 @@ def split_sides(mask: np.ndarray, pixels: np.ndarray) -> tuple[int, int] | None:
         return None
     area = stats[:, cv2.CC_STAT_AREA]
     total = float(stats[1:, cv2.CC_STAT_AREA].sum())
-    blobs = sorted((i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= MIN_BLOB_SHARE * total),
-                   key=lambda i: cent[i][0])
+    blobs = sorted(
+        (i for i in range(1, n) if stats[i, cv2.CC_STAT_AREA] >= MIN_BLOB_SHARE * total), key=lambda i: cent[i][0]
+    )
     if len(blobs) < 2:
         return None
     muscle = float(np.median(pixels[mask][::7]))

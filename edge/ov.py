@@ -3,6 +3,7 @@
 OpenVINO may run an FP32 IR in bf16 on a CPU that supports it unless told otherwise; every
 number this project reports used the configuration below unless it says bf16.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -12,8 +13,9 @@ F32 = {"INFERENCE_PRECISION_HINT": "f32"}
 
 def openvino() -> Any:
     """`import openvino`, after edge/__init__ has switched its telemetry off."""
-    import edge  # noqa: F401  (the telemetry guard lives in the package's __init__)
     import openvino as ov
+
+    import edge  # noqa: F401  (the telemetry guard lives in the package's __init__)
 
     return ov
 

@@ -5,6 +5,7 @@ same pixels everywhere. Intensities are normalised by robust percentiles (the ve
 bit depth and collimator shutters do not matter); geometry is a letterbox (aspect kept, zero
 padding) to a fixed size divisible by 32, which smp's encoders need.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -38,8 +39,9 @@ def plan_letterbox(src_shape: tuple[int, int], dst_shape: tuple[int, int] = DEFA
     scale = min(H / h, W / w)
     nh, nw = max(int(round(h * scale)), 1), max(int(round(w * scale)), 1)
     nh, nw = min(nh, H), min(nw, W)
-    return Letterbox(src_shape=(h, w), dst_shape=(H, W), scale=scale, top=(H - nh) // 2,
-                     left=(W - nw) // 2, height=nh, width=nw)
+    return Letterbox(
+        src_shape=(h, w), dst_shape=(H, W), scale=scale, top=(H - nh) // 2, left=(W - nw) // 2, height=nh, width=nw
+    )
 
 
 def normalise(pixels: np.ndarray) -> np.ndarray:
@@ -63,7 +65,7 @@ def resize_film(img: np.ndarray, box: Letterbox) -> np.ndarray:
     """Resize a normalised film into the letterbox (area interpolation keeps thin edges honest)."""
     small = np.clip(cv2.resize(img, (box.width, box.height), interpolation=cv2.INTER_AREA), 0.0, 1.0)
     out = np.zeros(box.dst_shape, np.float32)
-    out[box.top:box.top + box.height, box.left:box.left + box.width] = small
+    out[box.top : box.top + box.height, box.left : box.left + box.width] = small
     return out
 
 
@@ -71,13 +73,13 @@ def resize_mask(mask: np.ndarray, box: Letterbox) -> np.ndarray:
     """Label map into the letterbox (nearest: labels are not averaged)."""
     small = cv2.resize(mask, (box.width, box.height), interpolation=cv2.INTER_NEAREST)
     out = np.zeros(box.dst_shape, mask.dtype)
-    out[box.top:box.top + box.height, box.left:box.left + box.width] = small
+    out[box.top : box.top + box.height, box.left : box.left + box.width] = small
     return out
 
 
 def to_film_grid(prob: np.ndarray, box: Letterbox) -> np.ndarray:
     """Model probability map (H, W) -> probability on the film's own grid (bilinear)."""
-    crop = np.ascontiguousarray(prob[box.top:box.top + box.height, box.left:box.left + box.width], np.float32)
+    crop = np.ascontiguousarray(prob[box.top : box.top + box.height, box.left : box.left + box.width], np.float32)
     h, w = box.src_shape
     return cv2.resize(crop, (w, h), interpolation=cv2.INTER_LINEAR)
 

@@ -13,6 +13,7 @@ The thresholds live in the bundle manifest (`quality_gate`), chosen on validatio
 widened for real anatomy (see `GateConfig` and README); the defaults below apply to bundles
 that carry none.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
@@ -22,9 +23,27 @@ import numpy as np
 from .measure import Areas
 from .reader import Film
 
-NOT_LEG_PARTS = {"CHEST", "ABDOMEN", "HEAD", "SKULL", "HAND", "WRIST", "ELBOW", "SHOULDER", "ARM", "CSPINE",
-                 "TSPINE", "LSPINE", "SPINE", "BREAST", "NECK", "FOOT", "ANKLE", "PELVIS"}
-MIN_ASPECT = 1.6             # long-leg films are tall: rows / columns
+NOT_LEG_PARTS = {
+    "CHEST",
+    "ABDOMEN",
+    "HEAD",
+    "SKULL",
+    "HAND",
+    "WRIST",
+    "ELBOW",
+    "SHOULDER",
+    "ARM",
+    "CSPINE",
+    "TSPINE",
+    "LSPINE",
+    "SPINE",
+    "BREAST",
+    "NECK",
+    "FOOT",
+    "ANKLE",
+    "PELVIS",
+}
+MIN_ASPECT = 1.6  # long-leg films are tall: rows / columns
 MIN_FILM_HEIGHT_CM = 60.0
 
 NOT_LONG_LEG = "image is not a long-leg (lower-extremity) film"
@@ -40,25 +59,27 @@ NO_FEMUR = "segmentation failed quality checks (no femur beside the muscle: it i
 
 @dataclass(frozen=True)
 class GateConfig:
-    min_confidence: float = 0.6           # below: the model did not find thigh muscle
-    thigh_area_cm2: tuple[float, float] = (60.0, 600.0)   # one thigh, gluteal fold to condyles
+    min_confidence: float = 0.6  # below: the model did not find thigh muscle
+    thigh_area_cm2: tuple[float, float] = (60.0, 600.0)  # one thigh, gluteal fold to condyles
     muscle_length_cm: tuple[float, float] = (15.0, 55.0)  # without a height
     length_to_height: tuple[float, float] = (0.12, 0.27)  # muscle length / body height
-    max_side_ratio: float = 2.0           # larger / smaller thigh
-    min_muscle_level: float = 0.3         # muscle's place in the film's grey range (inverted below)
-    min_femur_support: float = 0.5        # share of the muscle's rows with femur inside them
+    max_side_ratio: float = 2.0  # larger / smaller thigh
+    min_muscle_level: float = 0.3  # muscle's place in the film's grey range (inverted below)
+    min_femur_support: float = 0.5  # share of the muscle's rows with femur inside them
 
     @classmethod
     def from_dict(cls, d: dict | None) -> "GateConfig":
         d = d or {}
-        kw = {f.name: (tuple(d[f.name]) if isinstance(d[f.name], list) else d[f.name]) for f in fields(cls) if f.name in d}
+        kw = {
+            f.name: (tuple(d[f.name]) if isinstance(d[f.name], list) else d[f.name]) for f in fields(cls) if f.name in d
+        }
         return cls(**kw)
 
 
 @dataclass(frozen=True)
 class Anatomy:
-    muscle_length_cm: float | None   # 2nd to 98th percentile of the mask's rows, in cm
-    muscle_level: float              # muscle median within the film's 5th-95th percentile band, 0..1
+    muscle_length_cm: float | None  # 2nd to 98th percentile of the mask's rows, in cm
+    muscle_level: float  # muscle median within the film's 5th-95th percentile band, 0..1
     side_ratio: float | None
 
 
@@ -70,11 +91,14 @@ def anatomy(film: Film, mask: np.ndarray, areas: Areas) -> Anatomy:
     cum = np.cumsum(counts)
     lo, hi = int(np.searchsorted(cum, 0.02 * total)), int(np.searchsorted(cum, 0.98 * total))
     length = (hi - lo + 1) * film.spacing_mm[0] / 10 if film.spacing_mm else None
-    band = film.pixels[lo:hi + 1:2, ::2]
+    band = film.pixels[lo : hi + 1 : 2, ::2]
     q05, q95 = np.percentile(band, [5, 95])
     level = float((np.median(film.pixels[mask][::7]) - q05) / max(q95 - q05, 1e-6))
-    ratio = max(areas.right, areas.left) / min(areas.right, areas.left) \
-        if areas.right and areas.left and min(areas.right, areas.left) > 0 else None
+    ratio = (
+        max(areas.right, areas.left) / min(areas.right, areas.left)
+        if areas.right and areas.left and min(areas.right, areas.left) > 0
+        else None
+    )
     return Anatomy(length, level, ratio)
 
 
@@ -88,13 +112,19 @@ def femur_support(muscle: np.ndarray, bone: np.ndarray) -> float | None:
     hits = 0
     for r in rows:
         cols = np.nonzero(muscle[r])[0]
-        hits += bool(bone[r, cols[0]:cols[-1] + 1].any())
+        hits += bool(bone[r, cols[0] : cols[-1] + 1].any())
     return hits / len(rows)
 
 
-def quality_gate(film: Film, areas: Areas, confidence: float, mask: np.ndarray | None = None,
-                 height_m: float | None = None, cfg: GateConfig = GateConfig(),
-                 femur: float | None = None) -> tuple[list[str], dict]:
+def quality_gate(
+    film: Film,
+    areas: Areas,
+    confidence: float,
+    mask: np.ndarray | None = None,
+    height_m: float | None = None,
+    cfg: GateConfig = GateConfig(),
+    femur: float | None = None,
+) -> tuple[list[str], dict]:
     """(reasons, quality): reasons is empty when the film and its segmentation may be measured."""
     reasons: list[str] = []
     rows, cols = film.pixels.shape
@@ -105,17 +135,24 @@ def quality_gate(film: Film, areas: Areas, confidence: float, mask: np.ndarray |
     step = max(1, int(np.sqrt(film.pixels.size / 250_000)))
     if len(np.unique(film.pixels[::step, ::step])) < MIN_GREY_LEVELS:
         reasons.append(NOT_RADIOGRAPH)
-    quality = {"segmentation_confidence": round(confidence, 4), "sides_seen": areas.sides_seen,
-               "aspect_ratio": round(rows / cols, 3)}
+    quality = {
+        "segmentation_confidence": round(confidence, 4),
+        "sides_seen": areas.sides_seen,
+        "aspect_ratio": round(rows / cols, 3),
+    }
     if reasons:
         return reasons, quality
     if areas.sides_seen == 0 or confidence < cfg.min_confidence:
         return [LOW_CONFIDENCE], quality
     if mask is not None:
         a = anatomy(film, mask, areas)
-        quality.update({"muscle_length_cm": None if a.muscle_length_cm is None else round(a.muscle_length_cm, 1),
-                        "muscle_level": round(a.muscle_level, 3),
-                        "side_ratio": None if a.side_ratio is None else round(a.side_ratio, 3)})
+        quality.update(
+            {
+                "muscle_length_cm": None if a.muscle_length_cm is None else round(a.muscle_length_cm, 1),
+                "muscle_level": round(a.muscle_level, 3),
+                "side_ratio": None if a.side_ratio is None else round(a.side_ratio, 3),
+            }
+        )
         if a.muscle_level < cfg.min_muscle_level:
             reasons.append(INVERTED)
         if a.muscle_length_cm is not None:

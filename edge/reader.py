@@ -134,9 +134,7 @@ class Film:
 # --------------------------------------------------------------------------- entry point
 
 
-def read_film(
-    path: str | os.PathLike, spacing_mm: float | None = None, max_pixels: int = 120_000_000
-) -> Film:
+def read_film(path: str | os.PathLike, spacing_mm: float | None = None, max_pixels: int = 120_000_000) -> Film:
     """Read a DICOM / PNG / JPEG / TIFF film; raise :class:`ReadError` for anything unusable.
 
     ``spacing_mm`` is the user's isotropic fallback (``--spacing-mm``); ``max_pixels``
@@ -158,9 +156,7 @@ def read_film(
     except BaseException as exc:  # last line of defence: never a traceback for the user
         # BaseException: a Rust decoder's panic (pylibjpeg-rle) is a pyo3 PanicException,
         # which derives from BaseException, and would otherwise stop a whole batch.
-        raise ReadError(
-            "decode_failed", f"the file could not be read ({type(exc).__name__})"
-        ) from exc
+        raise ReadError("decode_failed", f"the file could not be read ({type(exc).__name__})") from exc
 
 
 def _read_film(path: Path, spacing_mm: float | None, max_pixels: int) -> Film:
@@ -242,14 +238,14 @@ def _read_dicom(
 
     raw_pixels = _get_raw(ds, _PIXEL_DATA)
     if raw_pixels is None:
-        if not any(t in ds for t in _TYPICAL_TAGS) and not _get(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID"):
+        if not any(t in ds for t in _TYPICAL_TAGS) and not _get(
+            getattr(ds, "file_meta", None), "MediaStorageSOPClassUID"
+        ):
             raise ReadError("bad_header", "the file is marked as DICOM but its header cannot be read")
         if (ts is None or not ts.is_deflated) and _ends_inside_last_element(ds, size):
             raise ReadError("truncated", "the DICOM file ends before its header or pixel data is complete")
         if any(t in ds for t in _FLOAT_PIXEL_DATA):
-            raise ReadError(
-                "no_pixel_data", "DICOM file holds float pixel data (a parametric map), not a radiograph"
-            )
+            raise ReadError("no_pixel_data", "DICOM file holds float pixel data (a parametric map), not a radiograph")
         raise ReadError("no_pixel_data", f"DICOM file has no image ({_sop_class_name(ds)})")
 
     rows = _int(ds, "Rows")
@@ -325,9 +321,7 @@ def _read_dicom(
     encapsulated = raw_pixels.length == 0xFFFFFFFF
     if ts is None:
         if encapsulated:
-            raise ReadError(
-                "unsupported_syntax", "compressed pixel data but the file declares no transfer syntax"
-            )
+            raise ReadError("unsupported_syntax", "compressed pixel data but the file declares no transfer syntax")
         ts = _syntax_from_encoding(ds)
         ds.file_meta.TransferSyntaxUID = ts
         notes.append(f"transfer syntax missing, {ts.name} assumed from the encoding")
@@ -450,7 +444,10 @@ def _check_inflated_size(path: Path, max_pixels: int) -> None:
         with open(path, "rb") as fp:
             read_preamble(fp, force=True)
             meta = _read_file_meta_info(fp)
-            if str(meta.get("TransferSyntaxUID", "")).strip().rstrip("\x00") != pydicom.uid.DeflatedExplicitVRLittleEndian:
+            if (
+                str(meta.get("TransferSyntaxUID", "")).strip().rstrip("\x00")
+                != pydicom.uid.DeflatedExplicitVRLittleEndian
+            ):
                 return
             limit = _inflate_limit(max_pixels)
             inflater = zlib.decompressobj(-zlib.MAX_WBITS)
@@ -510,7 +507,7 @@ def _check_codestream_size(ds: Dataset, rows: int, cols: int) -> None:
         first = next(items, b"")
     except Exception:
         return  # the decoder reports a malformed encapsulation
-    size = _codestream_size(bytes(first[:1 << 20]))
+    size = _codestream_size(bytes(first[: 1 << 20]))
     if size is not None and size != (cols, rows):
         raise ReadError("bad_header", f"compressed image is {size[0]} x {size[1]} but the header says {cols} x {rows}")
 
@@ -1190,7 +1187,9 @@ def _read_raster(
     elif img.dtype == np.uint16:
         full_scale = 65535.0
     else:
-        raise ReadError("unsupported_syntax", f"{fmt.upper()} with {img.dtype} samples is not supported (8 or 16 bit expected)")
+        raise ReadError(
+            "unsupported_syntax", f"{fmt.upper()} with {img.dtype} samples is not supported (8 or 16 bit expected)"
+        )
     bits = 8 * img.dtype.itemsize
 
     photometric = "GREY"

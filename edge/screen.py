@@ -4,6 +4,7 @@ The plain OpenVINO flow. Quality checks come before any flag: a film that is not
 film, a segmentation the model is unsure of, an implausible area, or missing spacing, sex or
 height make the result `not_assessable` with its reasons, never a wrong flag.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,18 +15,20 @@ import cv2
 import numpy as np
 
 from .bundle import THIGH_MUSCLE, Bundle, class_probabilities, compile_bundle, load_bundle
-from .files import write_bytes_atomic
 from .criteria import CRITERIA, category
 from .decision import MEANING, Flag, Thresholds, decide
+from .files import write_bytes_atomic
 from .measure import thigh_areas
-from .quality import GateConfig, femur_support, quality_gate
 from .preprocess import to_film_grid, to_model_input
-from .reader import Film, read_film
+from .quality import GateConfig, femur_support, quality_gate
+from .reader import Film
 from .smi import SmiCalibration
 
-DISCLAIMER = ("Screening aid, not a diagnosis: the model was trained on synthetic films; a radiograph speaks to "
-              "muscle mass only (not strength or performance). The area is the thigh muscle projected on an AP film, "
-              "not a CT cross-section. Confirm with DEXA or BIA and grip strength.")
+DISCLAIMER = (
+    "Screening aid, not a diagnosis: the model was trained on synthetic films; a radiograph speaks to "
+    "muscle mass only (not strength or performance). The area is the thigh muscle projected on an AP film, "
+    "not a CT cross-section. Confirm with DEXA or BIA and grip strength."
+)
 DEFAULT_CACHE = Path(os.environ.get("SARCO_EDGE_CACHE", Path.home() / ".cache" / "sarco-edge" / "ov"))
 
 
@@ -44,9 +47,9 @@ BONE = 3  # label value of bone (PHANTOM.md), its channel in a multi-class outpu
 
 @dataclass(frozen=True)
 class Segmentation:
-    mask: np.ndarray              # thigh muscle, on the film's grid
+    mask: np.ndarray  # thigh muscle, on the film's grid
     confidence: float
-    femur_support: float | None   # share of the muscle's rows with bone between its edges
+    femur_support: float | None  # share of the muscle's rows with bone between its edges
 
 
 @dataclass
@@ -59,7 +62,9 @@ class Result:
 class Screener:
     """Loads and verifies the bundle once, compiles once (with the model cache), screens many films."""
 
-    def __init__(self, model_dir: Path | None = None, device: str = "CPU", cache_dir: Path | None = DEFAULT_CACHE) -> None:
+    def __init__(
+        self, model_dir: Path | None = None, device: str = "CPU", cache_dir: Path | None = DEFAULT_CACHE
+    ) -> None:
         self.bundle: Bundle = load_bundle(model_dir)
         if cache_dir:
             Path(cache_dir).mkdir(parents=True, exist_ok=True)
@@ -69,9 +74,16 @@ class Screener:
         self.thresholds = {k: Thresholds.from_dict(v) for k, v in (self.bundle.manifest.get("decision") or {}).items()}
         self.gate = GateConfig.from_dict(self.bundle.manifest.get("quality_gate"))
         m = self.bundle.manifest
-        self.model_info = {"name": m["name"], "version": m["version"], "architecture": m["architecture"],
-                           "precision": m["precision"], "sha256": m["sha256"]["model.bin"],
-                           "manifest_sha256": self.bundle.digest, "trust": self.bundle.trust, "device": device}
+        self.model_info = {
+            "name": m["name"],
+            "version": m["version"],
+            "architecture": m["architecture"],
+            "precision": m["precision"],
+            "sha256": m["sha256"]["model.bin"],
+            "manifest_sha256": self.bundle.digest,
+            "trust": self.bundle.trust,
+            "device": device,
+        }
 
     def segment(self, film: Film) -> tuple[np.ndarray, float]:
         """Thigh-muscle mask on the film's grid and the model's confidence in it."""
@@ -89,19 +101,22 @@ class Screener:
         confidence = float(np.mean(np.abs(2 * prob[near] - 1))) if np.any(prob > 0.5) else 0.0
         support = None
         if probs.shape[0] > BONE:
-            inside = np.s_[box.top:box.top + box.height, box.left:box.left + box.width]
+            inside = np.s_[box.top : box.top + box.height, box.left : box.left + box.width]
             support = femur_support(prob[inside] > 0.5, probs[BONE][inside] > 0.5)
         return Segmentation(to_film_grid(prob, box) > 0.5, confidence, support)
 
-    def screen(self, path: Path, opts: Options, film: Film | None = None) -> Result:
-        film = film or read_film(path, spacing_mm=opts.spacing_mm)
+    def screen(self, film: Film, opts: Options) -> Result:
+        """Screen a film the caller has read (reading errors are the caller's to report)."""
         seg = self.segment_full(film)
         return Result(self.report(film, seg.mask, seg.confidence, opts, seg.femur_support), film, seg.mask)
 
-    def report(self, film: Film, mask: np.ndarray, confidence: float, opts: Options,
-               femur: float | None = None) -> dict:
+    def report(
+        self, film: Film, mask: np.ndarray, confidence: float, opts: Options, femur: float | None = None
+    ) -> dict:
         crit = CRITERIA[opts.criteria]
-        sex, sex_src = (opts.sex, "option") if opts.sex else ((film.sex, "DICOM PatientSex") if film.sex else (None, None))
+        sex, sex_src = (
+            (opts.sex, "option") if opts.sex else ((film.sex, "DICOM PatientSex") if film.sex else (None, None))
+        )
         if opts.height_cm:
             height, h_src = opts.height_cm / 100.0, "option"
         elif film.height_m:
@@ -123,13 +138,21 @@ class Screener:
             "left_cm2": round(areas.left, 2) if areas.left is not None and areas.unit == "cm2" else None,
             "right_cm2": round(areas.right, 2) if areas.right is not None and areas.unit == "cm2" else None,
             "sides_seen": areas.sides_seen,
-            "smi_estimate": None, "smi_interval_95": None,
-            "criteria": opts.criteria, "cutoff": crit.smi.get(sex) if sex in ("F", "M") else None,
-            "flag": None, "reasons": reasons,
-            "sex": sex, "sex_source": sex_src, "height_m": height, "height_source": h_src,
+            "smi_estimate": None,
+            "smi_interval_95": None,
+            "criteria": opts.criteria,
+            "cutoff": crit.smi.get(sex) if sex in ("F", "M") else None,
+            "flag": None,
+            "reasons": reasons,
+            "sex": sex,
+            "sex_source": sex_src,
+            "height_m": height,
+            "height_source": h_src,
             "pixel_spacing_mm": list(film.spacing_mm) if film.spacing_mm else None,
             "pixel_spacing_source": film.spacing_source,
-            "quality": quality, "model": self.model_info, "note": DISCLAIMER,
+            "quality": quality,
+            "model": self.model_info,
+            "note": DISCLAIMER,
         }
         th = self.thresholds.get(opts.criteria)
         if not reasons and (self.calibration is None or th is None):
@@ -172,9 +195,14 @@ def write_overlay(path: Path, film: Film, mask: np.ndarray, report: dict, max_he
     cnts, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     cv2.drawContours(red, cnts, -1, (0, 0, 255), 1)
     area = report["thigh_muscle_area_cm2"]
-    lines = [f"thigh muscle {area:.1f} cm2" if area is not None else f"thigh muscle {report['thigh_muscle_area_px']} px",
-             f"SMI {report['smi_estimate']} [{', '.join(map(str, report['smi_interval_95']))}]" if report["smi_estimate"] else "SMI -",
-             f"{report['criteria']}: {report['flag']}", "screening only, not a diagnosis"]
+    lines = [
+        f"thigh muscle {area:.1f} cm2" if area is not None else f"thigh muscle {report['thigh_muscle_area_px']} px",
+        f"SMI {report['smi_estimate']} [{', '.join(map(str, report['smi_interval_95']))}]"
+        if report["smi_estimate"]
+        else "SMI -",
+        f"{report['criteria']}: {report['flag']}",
+        "screening only, not a diagnosis",
+    ]
     # Text on a dark box sized by getTextSize, drawn once: no outline pass whose width could
     # differ from the text's (OpenCV 5 draws thick strokes wider, which garbled outlined text).
     for i, t in enumerate(lines):
@@ -186,4 +214,3 @@ def write_overlay(path: Path, film: Film, mask: np.ndarray, report: dict, max_he
     if not ok:
         raise OSError("could not encode the overlay")
     write_bytes_atomic(Path(path), png.tobytes())
-

@@ -9,6 +9,7 @@ with the site's DEXA, as JSON and an HTML page.
 dexa.csv columns: file (relative to FOLDER), person (a pseudonymous key), sex (F/M), height_cm
 (or height_m), dexa_smi (kg/m2); optional alm_kg, days_between (film to DEXA).
 """
+
 from __future__ import annotations
 
 import csv
@@ -23,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from . import stats
-from .bundle import MANIFEST, load_bundle, sha256, trust_bundle
+from .bundle import MANIFEST, sha256, trust_bundle
 from .calibration import calibrate, decision_metrics
 from .criteria import CRITERIA
 from .decision import Flag
@@ -40,7 +41,7 @@ MIN_PEOPLE = 30
 MIN_FILMS = 40
 MIN_PEOPLE_PER_SEX = 10
 MIN_EACH_SIDE_OF_CUTOFF = 10
-SMI_RANGE = (2.5, 13.0)      # kg/m2: outside this a DEXA SMI is a typo or a unit error
+SMI_RANGE = (2.5, 13.0)  # kg/m2: outside this a DEXA SMI is a typo or a unit error
 HEIGHT_RANGE_M = (1.2, 2.1)
 MAX_DAYS_APART = 180
 
@@ -71,8 +72,10 @@ def read_dexa_csv(path: Path) -> list[DexaRow]:
     cols = set(raw[0])
     missing = {"file", "person", "sex", "dexa_smi"} - cols
     if missing or not ({"height_cm", "height_m"} & cols):
-        raise SiteError(f"{Path(path).name} needs columns file, person, sex, height_cm (or height_m), dexa_smi; "
-                        f"missing: {', '.join(sorted(missing | ({'height_cm'} if not {'height_cm', 'height_m'} & cols else set())))}")
+        raise SiteError(
+            f"{Path(path).name} needs columns file, person, sex, height_cm (or height_m), dexa_smi; "
+            f"missing: {', '.join(sorted(missing | ({'height_cm'} if not {'height_cm', 'height_m'} & cols else set())))}"
+        )
     rows, bad = [], []
     for i, r in enumerate(raw, start=2):
         try:
@@ -80,8 +83,14 @@ def read_dexa_csv(path: Path) -> list[DexaRow]:
             smi = float(r["dexa_smi"])
             days = float(r["days_between"]) if r.get("days_between") not in (None, "") else None
             sex = (r["sex"] or "").strip().upper()
-            ok = (sex in ("F", "M") and SMI_RANGE[0] <= smi <= SMI_RANGE[1] and HEIGHT_RANGE_M[0] <= h <= HEIGHT_RANGE_M[1]
-                  and (days is None or abs(days) <= MAX_DAYS_APART) and r["file"] and r["person"])
+            ok = (
+                sex in ("F", "M")
+                and SMI_RANGE[0] <= smi <= SMI_RANGE[1]
+                and HEIGHT_RANGE_M[0] <= h <= HEIGHT_RANGE_M[1]
+                and (days is None or abs(days) <= MAX_DAYS_APART)
+                and r["file"]
+                and r["person"]
+            )
         except (TypeError, ValueError):
             ok = False
         if not ok:
@@ -89,10 +98,12 @@ def read_dexa_csv(path: Path) -> list[DexaRow]:
             continue
         rows.append(DexaRow(r["file"].strip(), r["person"].strip(), sex, h, smi, days))
     if bad:
-        raise SiteError(f"{len(bad)} row(s) of {Path(path).name} out of range or incomplete (lines "
-                        f"{', '.join(map(str, bad[:8]))}{'...' if len(bad) > 8 else ''}): sex F/M, height "
-                        f"{HEIGHT_RANGE_M[0]}-{HEIGHT_RANGE_M[1]} m, DEXA SMI {SMI_RANGE[0]}-{SMI_RANGE[1]} kg/m2, "
-                        f"at most {MAX_DAYS_APART} days between film and DEXA")
+        raise SiteError(
+            f"{len(bad)} row(s) of {Path(path).name} out of range or incomplete (lines "
+            f"{', '.join(map(str, bad[:8]))}{'...' if len(bad) > 8 else ''}): sex F/M, height "
+            f"{HEIGHT_RANGE_M[0]}-{HEIGHT_RANGE_M[1]} m, DEXA SMI {SMI_RANGE[0]}-{SMI_RANGE[1]} kg/m2, "
+            f"at most {MAX_DAYS_APART} days between film and DEXA"
+        )
     return rows
 
 
@@ -106,8 +117,13 @@ class Measured:
     refused: str | None = None
 
 
-def measure(folder: Path, rows: list[DexaRow], screener: Screener, spacing_mm: float | None = None,
-            progress: Callable[[int, int], None] | None = None) -> list[Measured]:
+def measure(
+    folder: Path,
+    rows: list[DexaRow],
+    screener: Screener,
+    spacing_mm: float | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[Measured]:
     """Read, segment and gate each listed film; a film that cannot be used says why."""
     out = []
     for k, r in enumerate(rows):
@@ -133,8 +149,15 @@ def measure(folder: Path, rows: list[DexaRow], screener: Screener, spacing_mm: f
     return out
 
 
-def site_calibrate(folder: Path, dexa: Path, out: Path, screener: Screener, spacing_mm: float | None = None,
-                   skip_unusable: bool = False, progress=None) -> dict:
+def site_calibrate(
+    folder: Path,
+    dexa: Path,
+    out: Path,
+    screener: Screener,
+    spacing_mm: float | None = None,
+    skip_unusable: bool = False,
+    progress=None,
+) -> dict:
     rows = read_dexa_csv(dexa)
     if Path(out).exists():
         raise SiteError(f"{Path(out).name} exists: choose a new folder for the site bundle")
@@ -142,40 +165,65 @@ def site_calibrate(folder: Path, dexa: Path, out: Path, screener: Screener, spac
     refused = [m for m in measured if m.refused]
     if refused and not skip_unusable:
         names = ", ".join(m.row.file for m in refused[:5])
-        raise SiteError(f"{len(refused)} film(s) cannot be read or assessed ({names}{'...' if len(refused) > 5 else ''}); "
-                        "fix or remove them, or pass --skip-unusable to calibrate without them")
+        raise SiteError(
+            f"{len(refused)} film(s) cannot be read or assessed ({names}{'...' if len(refused) > 5 else ''}); "
+            "fix or remove them, or pass --skip-unusable to calibrate without them"
+        )
     both = [m for m in measured if not m.refused and m.sides_seen == 2]
     people = {m.row.person for m in both}
     if len(both) < MIN_FILMS or len(people) < MIN_PEOPLE:
-        raise SiteError(f"too few usable films showing both thighs: {len(both)} films of {len(people)} people; at least "
-                        f"{MIN_FILMS} films of {MIN_PEOPLE} people are needed (5 person-grouped folds for 4 coefficients)")
+        raise SiteError(
+            f"too few usable films showing both thighs: {len(both)} films of {len(people)} people; at least "
+            f"{MIN_FILMS} films of {MIN_PEOPLE} people are needed (5 person-grouped folds for 4 coefficients)"
+        )
     for sex in ("F", "M"):
         n = len({m.row.person for m in both if m.row.sex == sex})
         if 0 < n < MIN_PEOPLE_PER_SEX:
-            raise SiteError(f"only {n} {'women' if sex == 'F' else 'men'} with usable films: at least {MIN_PEOPLE_PER_SEX} "
-                            "per sex are needed to fit the sex term (or leave that sex out of dexa.csv)")
+            raise SiteError(
+                f"only {n} {'women' if sex == 'F' else 'men'} with usable films: at least {MIN_PEOPLE_PER_SEX} "
+                "per sex are needed to fit the sex term (or leave that sex out of dexa.csv)"
+            )
     cut = CRITERIA["awgs2019"].smi
     n_low = sum(m.row.dexa_smi < cut[m.row.sex] for m in both)
     if min(n_low, len(both) - n_low) < MIN_EACH_SIDE_OF_CUTOFF:
-        raise SiteError(f"{n_low} films under and {len(both) - n_low} over the AWGS 2019 cut-off: at least "
-                        f"{MIN_EACH_SIDE_OF_CUTOFF} on each side are needed to choose the decision thresholds")
-    fitted = calibrate([m.area for m in both], [m.row.sex for m in both], [m.row.height_m for m in both],
-                       [m.row.dexa_smi for m in both], [m.row.person for m in both],
-                       right=[m.right for m in both], left=[m.left for m in both])
+        raise SiteError(
+            f"{n_low} films under and {len(both) - n_low} over the AWGS 2019 cut-off: at least "
+            f"{MIN_EACH_SIDE_OF_CUTOFF} on each side are needed to choose the decision thresholds"
+        )
+    fitted = calibrate(
+        [m.area for m in both],
+        [m.row.sex for m in both],
+        [m.row.height_m for m in both],
+        [m.row.dexa_smi for m in both],
+        [m.row.person for m in both],
+        right=[m.right for m in both],
+        left=[m.left for m in both],
+    )
     src = screener.bundle
     manifest = json.loads((src.root / MANIFEST).read_text())
     when = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    manifest.update({
-        "name": f"{manifest['name']}-site", "smi_calibration": {**fitted["calibration"], "area_source": "model",
-                                                                 "fit_on": "site films showing both thighs"},
-        "decision": fitted["decision"],
-        "site_calibration": {**fitted["report"], "created": when, "from_bundle_manifest_sha256": src.digest,
-                             "excluded": [{"file": m.row.file, "reason": m.refused} for m in refused]},
-        "calibration_report": None,
-    })
+    manifest.update(
+        {
+            "name": f"{manifest['name']}-site",
+            "smi_calibration": {
+                **fitted["calibration"],
+                "area_source": "model",
+                "fit_on": "site films showing both thighs",
+            },
+            "decision": fitted["decision"],
+            "site_calibration": {
+                **fitted["report"],
+                "created": when,
+                "from_bundle_manifest_sha256": src.digest,
+                "excluded": [{"file": m.row.file, "reason": m.refused} for m in refused],
+            },
+            "calibration_report": None,
+        }
+    )
     card = (src.root / src.manifest["files"]["card"]).read_text() + (
         f"\n## Site calibration ({when})\n\nRefitted by `sarco-edge calibrate` on {len(both)} films of {len(people)} "
-        f"people of this site ({fitted['report']['form']} form). The model files are unchanged.\n")
+        f"people of this site ({fitted['report']['form']} form). The model files are unchanged.\n"
+    )
     _write_bundle(src, Path(out), manifest, card)
     trust_bundle(Path(out))
     return {"films": len(both), "people": len(people), "excluded": len(refused), **fitted}
@@ -196,8 +244,15 @@ def _write_bundle(src, out: Path, manifest: dict, card: str) -> None:
     tmp.rename(out)
 
 
-def site_validate(folder: Path, dexa: Path, out: Path, screener: Screener, criteria: str = "awgs2019",
-                  spacing_mm: float | None = None, progress=None) -> dict:
+def site_validate(
+    folder: Path,
+    dexa: Path,
+    out: Path,
+    screener: Screener,
+    criteria: str = "awgs2019",
+    spacing_mm: float | None = None,
+    progress=None,
+) -> dict:
     rows = read_dexa_csv(dexa)
     res = []
     for k, r in enumerate(rows):
@@ -206,8 +261,7 @@ def site_validate(folder: Path, dexa: Path, out: Path, screener: Screener, crite
         except ReadError as e:
             res.append((r, None, f"cannot be read ({e.kind})"))
         else:
-            rep = screener.screen(Path(folder) / r.file, Options(sex=r.sex, height_cm=r.height_m * 100,
-                                                                 criteria=criteria), film).report
+            rep = screener.screen(film, Options(sex=r.sex, height_cm=r.height_m * 100, criteria=criteria)).report
             res.append((r, rep, None if rep["flag"] != Flag.NOT_ASSESSABLE.value else "; ".join(rep["reasons"])))
         if progress:
             progress(k + 1, len(rows))
@@ -227,8 +281,14 @@ def validation_report(res: list, criteria: str) -> dict:
     for _, _, why in res:
         if why:
             refusals[why] = refusals.get(why, 0) + 1
-    out = {"criteria": criteria, "films": len(res), "people": len({r.person for r, _, _ in res}),
-           "assessed": len(ok), "refused": len(res) - len(ok), "refusals_by_reason": refusals}
+    out = {
+        "criteria": criteria,
+        "films": len(res),
+        "people": len({r.person for r, _, _ in res}),
+        "assessed": len(ok),
+        "refused": len(res) - len(ok),
+        "refusals_by_reason": refusals,
+    }
     out["all"] = _agreement(ok, criteria)
     for sex in ("F", "M"):
         sub = [(r, rep) for r, rep in ok if r.sex == sex]
@@ -246,12 +306,20 @@ def _agreement(ok: list, criteria: str) -> dict:
     flags = [rep["flag"] for _, rep in ok]
     p = np.array([rep["p_low"] for _, rep in ok])
     cover = np.mean([rep["smi_interval_95"][0] <= r.dexa_smi <= rep["smi_interval_95"][1] for r, rep in ok])
-    return {"n": len(ok), "pearson": stats.pearson(est, ref), "ccc": stats.lin_ccc(est, ref), "icc_a1": stats.icc_a1(est, ref),
-            "regression_est_on_dexa": stats.linregress(ref, est), "bland_altman": stats.bland_altman(est, ref),
-            "decision": decision_metrics(np.array([f == "normal" for f in flags]),
-                                         np.array([f == "low_muscle_mass" for f in flags]), low),
-            "auc_p_low": stats.roc_auc(p, low), "interval_coverage_95": float(cover),
-            "flags": {f: flags.count(f) for f in sorted(set(flags))}}
+    return {
+        "n": len(ok),
+        "pearson": stats.pearson(est, ref),
+        "ccc": stats.lin_ccc(est, ref),
+        "icc_a1": stats.icc_a1(est, ref),
+        "regression_est_on_dexa": stats.linregress(ref, est),
+        "bland_altman": stats.bland_altman(est, ref),
+        "decision": decision_metrics(
+            np.array([f == "normal" for f in flags]), np.array([f == "low_muscle_mass" for f in flags]), low
+        ),
+        "auc_p_low": stats.roc_auc(p, low),
+        "interval_coverage_95": float(cover),
+        "flags": {f: flags.count(f) for f in sorted(set(flags))},
+    }
 
 
 def _plots(res: list, out: Path) -> list[str]:
@@ -297,21 +365,40 @@ def _html(report: dict, plots: list[str]) -> str:
             rows.append(f"<tr><td>{key}</td><td>{a.get('n', 0)}</td>" + "<td>-</td>" * 9 + "</tr>")
             continue
         d = a["decision"]
-        rows.append("<tr>" + "".join(f"<td>{fmt(v)}</td>" for v in (
-            key, a["n"], a["pearson"]["r"], a["ccc"], a["bland_altman"]["bias"], d["sensitivity"], d["specificity"],
-            d["refer_ppv"], d["clear_npv"], d["borderline_share"], a["interval_coverage_95"])) + "</tr>")
-    imgs = "".join(f'<p><img src="{p}" alt="agreement plots"></p>' for p in plots) or \
-        "<p>Plots need matplotlib: pip install 'sarco-edge[report]'.</p>"
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{fmt(v)}</td>"
+                for v in (
+                    key,
+                    a["n"],
+                    a["pearson"]["r"],
+                    a["ccc"],
+                    a["bland_altman"]["bias"],
+                    d["sensitivity"],
+                    d["specificity"],
+                    d["refer_ppv"],
+                    d["clear_npv"],
+                    d["borderline_share"],
+                    a["interval_coverage_95"],
+                )
+            )
+            + "</tr>"
+        )
+    imgs = (
+        "".join(f'<p><img src="{p}" alt="agreement plots"></p>' for p in plots)
+        or "<p>Plots need matplotlib: pip install 'sarco-edge[report]'.</p>"
+    )
     refusals = "".join(f"<li>{k}: {v}</li>" for k, v in report["refusals_by_reason"].items()) or "<li>none</li>"
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>sarco-edge validation</title></head><body>
-<h1>sarco-edge validation ({report['criteria']})</h1>
-<p>Bundle {report['bundle']['name']} {report['bundle']['version']} ({report['bundle']['precision']}, manifest
-{report['bundle']['manifest_sha256'][:12]}, {report['bundle']['trust']}). {report['films']} films of {report['people']}
-people; {report['assessed']} assessed, {report['refused']} refused.</p>
+<h1>sarco-edge validation ({report["criteria"]})</h1>
+<p>Bundle {report["bundle"]["name"]} {report["bundle"]["version"]} ({report["bundle"]["precision"]}, manifest
+{report["bundle"]["manifest_sha256"][:12]}, {report["bundle"]["trust"]}). {report["films"]} films of {report["people"]}
+people; {report["assessed"]} assessed, {report["refused"]} refused.</p>
 <h2>Agreement with DEXA</h2>
 <table border="1" cellpadding="3"><tr><th>group</th><th>n</th><th>r</th><th>CCC</th><th>bias</th><th>sensitivity</th>
 <th>specificity</th><th>refer PPV</th><th>clear NPV</th><th>borderline</th><th>95% interval coverage</th></tr>
-{''.join(rows)}</table>
+{"".join(rows)}</table>
 <p>Sensitivity: films truly under the cut-off that were not cleared as normal (referred or borderline).
 Specificity: films at or over the cut-off that were cleared as normal.</p>
 {imgs}<h2>Refusals</h2><ul>{refusals}</ul>

@@ -3,6 +3,7 @@ with its 95 % prediction interval and the probability that DEXA SMI is under a c
 by edge.calibration (both `sarco calibrate` and `sarco-edge calibrate`), carried in the bundle,
 applied here without scipy: the fit stores its t quantile and degrees of freedom follow from n.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,14 +33,21 @@ class SmiCalibration:
     residual_sd: float
     t95: float
     n: int
-    interval_scale: float = 1.0   # widens the interval to the coverage seen on held-out films
-    one_side_sd: float = 0.0      # extra spread of an estimate from one thigh doubled (asymmetry)
+    interval_scale: float = 1.0  # widens the interval to the coverage seen on held-out films
+    one_side_sd: float = 0.0  # extra spread of an estimate from one thigh doubled (asymmetry)
 
     @classmethod
     def from_dict(cls, d: dict) -> "SmiCalibration":
-        return cls(form=d["form"], coef=tuple(d["coef"]), xtx_inv=tuple(tuple(r) for r in d["xtx_inv"]),
-                   residual_sd=float(d["residual_sd"]), t95=float(d["t95"]), n=int(d["n"]),
-                   interval_scale=float(d.get("interval_scale", 1.0)), one_side_sd=float(d.get("one_side_sd", 0.0)))
+        return cls(
+            form=d["form"],
+            coef=tuple(d["coef"]),
+            xtx_inv=tuple(tuple(r) for r in d["xtx_inv"]),
+            residual_sd=float(d["residual_sd"]),
+            t95=float(d["t95"]),
+            n=int(d["n"]),
+            interval_scale=float(d.get("interval_scale", 1.0)),
+            one_side_sd=float(d.get("one_side_sd", 0.0)),
+        )
 
     @property
     def dof(self) -> int:
@@ -53,7 +61,7 @@ class SmiCalibration:
         """SD of a new observation around the mean, on the form's scale (prediction, not confidence)."""
         x = design_row(self.form, area_cm2, sex, height_m)
         s = self.residual_sd * math.sqrt(1.0 + float(x @ np.asarray(self.xtx_inv) @ x)) * self.interval_scale
-        return math.sqrt(s * s + self.one_side_sd ** 2) if one_side else s
+        return math.sqrt(s * s + self.one_side_sd**2) if one_side else s
 
     def predict(self, area_cm2: float, sex: str, height_m: float, one_side: bool = False) -> tuple[float, float, float]:
         """(estimate, low, high) in kg/m^2: the 95 % prediction interval."""

@@ -3,6 +3,7 @@
 Each function is the textbook formula; tests/test_stats.py checks them against scipy (which the
 test extra has) so the clinic install can do without it.
 """
+
 from __future__ import annotations
 
 import math
@@ -122,7 +123,7 @@ def roc_auc(score: np.ndarray, positive: np.ndarray) -> float | None:
         j = i
         while j + 1 < len(s) and s[j + 1] == s[i]:
             j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
+        ranks[order[i : j + 1]] = (i + j) / 2 + 1
         i = j + 1
     u = ranks[positive].sum() - n_pos * (n_pos + 1) / 2
     return float(u / (n_pos * n_neg))

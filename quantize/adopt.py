@@ -7,6 +7,7 @@ edge/bundle.py (PINNED_MANIFESTS).
 
     python -m quantize.adopt SITE_BUNDLE --into models/default --command "the command that made it"
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,22 +28,30 @@ def adopt(site: Path, into: Path, command: str) -> str:
     fit = dict(s.manifest["site_calibration"])
     fit["command"] = command
     fit.pop("from_bundle_manifest_sha256", None)
-    m["smi_calibration"] = {**s.manifest["smi_calibration"], "fit_on": "train+val films of the training cohort "
-                            "showing both thighs (sarco-edge calibrate)"}
+    m["smi_calibration"] = {
+        **s.manifest["smi_calibration"],
+        "fit_on": "train+val films of the training cohort showing both thighs (sarco-edge calibrate)",
+    }
     m["decision"] = s.manifest["decision"]
     m["calibration_fit"] = fit
     card_name = m["files"]["card"]
     card = (into / card_name).read_text().split("\n## Calibration and decision")[0].rstrip() + "\n"
-    lines = [f"\n## Calibration and decision\n\nRefitted with `{command}` ({fit['form']} form, {fit['n_films']} films of "
-             f"{fit['n_people']} people, out-of-fold 95 % interval coverage {fit['oof_interval_coverage']:.3f}, interval "
-             f"scale {fit['interval_scale']:.3f}, one-thigh extra SD {fit['one_side_sd']:.4f}).\n",
-             "| criteria | normal at p_low <= | refer at p_low >= | sensitivity | specificity | borderline |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"\n## Calibration and decision\n\nRefitted with `{command}` ({fit['form']} form, {fit['n_films']} films of "
+        f"{fit['n_people']} people, out-of-fold 95 % interval coverage {fit['oof_interval_coverage']:.3f}, interval "
+        f"scale {fit['interval_scale']:.3f}, one-thigh extra SD {fit['one_side_sd']:.4f}).\n",
+        "| criteria | normal at p_low <= | refer at p_low >= | sensitivity | specificity | borderline |",
+        "|---|---|---|---|---|---|",
+    ]
     for k, d in m["decision"].items():
-        lines.append(f"| {k} | {d['clear']:.3f} | {d['refer']:.3f} | {d['sensitivity']:.3f} | {d['specificity']:.3f} | "
-                     f"{d['borderline_share']:.3f} |")
-    lines.append("\nOut-of-fold (5 folds by person) on the fitting films. Sensitivity: films under the cut-off not "
-                 "cleared as normal; specificity: films at or over it cleared as normal.\n")
+        lines.append(
+            f"| {k} | {d['clear']:.3f} | {d['refer']:.3f} | {d['sensitivity']:.3f} | {d['specificity']:.3f} | "
+            f"{d['borderline_share']:.3f} |"
+        )
+    lines.append(
+        "\nOut-of-fold (5 folds by person) on the fitting films. Sensitivity: films under the cut-off not "
+        "cleared as normal; specificity: films at or over it cleared as normal.\n"
+    )
     write_text_atomic(into / card_name, card + "\n".join(lines))
     m["sha256"] = {n: sha256(into / n) for n in set(m["files"].values())}
     text = json.dumps(m, indent=2)

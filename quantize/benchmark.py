@@ -8,6 +8,7 @@ on each film's own grid, against the truth mask and against torch FP32.
 
     python -m quantize.benchmark RUN --bundle models/default --data COHORT [--films 20] [--out FILE]
 """
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,14 @@ from pathlib import Path
 import numpy as np
 import typer
 
-BACKENDS = ["torch_fp32", "onnxruntime_fp32", "openvino_fp32", "openvino_fp16_ir", "openvino_bf16_hint", "openvino_int8"]
+BACKENDS = [
+    "torch_fp32",
+    "onnxruntime_fp32",
+    "openvino_fp32",
+    "openvino_fp16_ir",
+    "openvino_bf16_hint",
+    "openvino_int8",
+]
 
 
 def _films(cohort: Path, n: int, size):
@@ -49,8 +57,15 @@ def prepare(run: Path, work: Path) -> None:
     from .export import convert
 
     model, cfg = load_run(run)
-    torch.onnx.export(model, torch.zeros(1, 1, *cfg.size), str(work / "model.onnx"), input_names=["x"],
-                      output_names=["y"], opset_version=17, dynamo=False)
+    torch.onnx.export(
+        model,
+        torch.zeros(1, 1, *cfg.size),
+        str(work / "model.onnx"),
+        input_names=["x"],
+        output_names=["y"],
+        opset_version=17,
+        dynamo=False,
+    )
     ov_model = convert(model, tuple(cfg.size))
     ov.save_model(ov_model, work / "model_fp32.xml", compress_to_fp16=False)
     ov.save_model(ov_model, work / "model_fp16.xml", compress_to_fp16=True)
@@ -68,6 +83,7 @@ def _runner(backend: str, run: Path, bundle: Path, work: Path):
         def f(x):
             with torch.no_grad():
                 return model(torch.from_numpy(x)).numpy()
+
         return f, None, (run / "best.pt").stat().st_size
     if backend == "onnxruntime_fp32":
         import onnxruntime as ort
@@ -82,7 +98,9 @@ def _runner(backend: str, run: Path, bundle: Path, work: Path):
         xml = bundle / "model.xml"
     else:
         xml = work / ("model_fp16.xml" if backend == "openvino_fp16_ir" else "model_fp32.xml")
-    cfg = {"INFERENCE_PRECISION_HINT": "bf16" if backend == "openvino_bf16_hint" else "f32"}
+    from edge.ov import F32
+
+    cfg = {"INFERENCE_PRECISION_HINT": "bf16"} if backend == "openvino_bf16_hint" else dict(F32)
     compiled = core.compile_model(str(xml), "CPU", cfg)
     size = xml.with_suffix(".bin").stat().st_size + xml.stat().st_size
 
@@ -99,16 +117,15 @@ def _runner(backend: str, run: Path, bundle: Path, work: Path):
             n += 1
         q.wait_all()
         return n / (time.perf_counter() - t0)
+
     return f, throughput, size
 
 
 def child(backend: str, run: Path, bundle: Path, cohort: Path, n: int, result: Path, work: Path) -> None:
     """Runs in a fresh process: one backend, all films."""
-    from edge.bundle import probability_from_logits
+    from edge.bundle import load_bundle, probability_from_logits
     from edge.preprocess import to_film_grid
     from train.evaluate import dice_iou
-
-    from edge.bundle import load_bundle
 
     size = load_bundle(bundle, require_trust=False).input_size
     films = _films(cohort, n, size)
@@ -130,21 +147,51 @@ def child(backend: str, run: Path, bundle: Path, cohort: Path, n: int, result: P
         fps = len(xs) / 2 / (time.perf_counter() - t)
     dice = [dice_iou(m, truth)[0] for m, (_, _, truth) in zip(masks, films)]
     np.savez_compressed(result.with_suffix(".npz"), *masks)
-    result.write_text(json.dumps({"backend": backend, "median_ms": 1000 * float(np.median(lat)), "throughput_fps": fps,
-                                  "peak_rss_mb": _peak_rss_mb(),
-                                  "file_mb": nbytes / 2**20, "dice_truth": float(np.mean(dice)), "films": len(films)}))
+    result.write_text(
+        json.dumps(
+            {
+                "backend": backend,
+                "median_ms": 1000 * float(np.median(lat)),
+                "throughput_fps": fps,
+                "peak_rss_mb": _peak_rss_mb(),
+                "file_mb": nbytes / 2**20,
+                "dice_truth": float(np.mean(dice)),
+                "films": len(films),
+            }
+        )
+    )
 
 
-def main(run: Path, bundle: Path = typer.Option(Path("models/default")), data: Path = typer.Option(...),
-         films: int = typer.Option(20), out: Path = typer.Option(Path("benchmark.md")),
-         backends: str = typer.Option(",".join(BACKENDS))) -> None:
+def main(
+    run: Path,
+    bundle: Path = typer.Option(Path("models/default")),
+    data: Path = typer.Option(...),
+    films: int = typer.Option(20),
+    out: Path = typer.Option(Path("benchmark.md")),
+    backends: str = typer.Option(",".join(BACKENDS)),
+) -> None:
     rows = []
     with tempfile.TemporaryDirectory() as td:
         prepare(run, Path(td))
         for b in backends.split(","):
             res = Path(td) / f"{b}.json"
-            p = subprocess.run([sys.executable, "-m", "quantize.benchmark", "child", b, str(run), str(bundle), str(data),
-                                str(films), str(res), td], capture_output=True, text=True)
+            p = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "quantize.benchmark",
+                    "child",
+                    b,
+                    str(run),
+                    str(bundle),
+                    str(data),
+                    str(films),
+                    str(res),
+                    td,
+                ],
+                capture_output=True,
+                text=True,
+            )
             if p.returncode != 0:
                 print(f"{b} failed: {p.stderr.strip().splitlines()[-1] if p.stderr.strip() else p.returncode}")
                 continue
@@ -157,19 +204,25 @@ def main(run: Path, bundle: Path = typer.Option(Path("models/default")), data: P
     ref = next((r for r in rows if r["backend"] == "torch_fp32"), None)
     base = ref["median_ms"] if ref else None
     ov32 = next((r["median_ms"] for r in rows if r["backend"] == "openvino_fp32"), None)
-    lines = [f"Benchmark on {rows[0]['films'] if rows else 0} test films of {data.name}; {os.cpu_count()} CPU cores "
-             f"({_cpu()}); model input {json.loads((run / 'run.json').read_text())['preprocessing']['size']}; "
-             "a film = two model calls at batch 1 (the film and its mirror image, averaged: "
-             "`edge.preprocess.flip_average`, as the clinic runs it); latency = median per film; "
-             "throughput = OpenVINO THROUGHPUT hint + AsyncInferQueue (torch/ORT: sequential calls).", "",
-             f"Command: `python -m quantize.benchmark {run} --bundle {bundle} --data {data} --films {films} --out {out}`", "",
-             "| backend | median ms / film | x vs torch | x vs OV FP32 | films/s | peak RSS MB | file MB | Dice vs truth | Dice vs torch FP32 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Benchmark on {rows[0]['films'] if rows else 0} test films of {data.name}; {os.cpu_count()} CPU cores "
+        f"({_cpu()}); model input {json.loads((run / 'run.json').read_text())['preprocessing']['size']}; "
+        "a film = two model calls at batch 1 (the film and its mirror image, averaged: "
+        "`edge.preprocess.flip_average`, as the clinic runs it); latency = median per film; "
+        "throughput = OpenVINO THROUGHPUT hint + AsyncInferQueue (torch/ORT: sequential calls).",
+        "",
+        f"Command: `python -m quantize.benchmark {run} --bundle {bundle} --data {data} --films {films} --out {out}`",
+        "",
+        "| backend | median ms / film | x vs torch | x vs OV FP32 | films/s | peak RSS MB | file MB | Dice vs truth | Dice vs torch FP32 |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         dv = np.mean([dice_iou(a, b)[0] for a, b in zip(r["masks"], ref["masks"])]) if ref else float("nan")
-        lines.append(f"| {r['backend']} | {r['median_ms']:.1f} | {(base / r['median_ms']) if base else float('nan'):.2f} | "
-                     f"{(ov32 / r['median_ms']) if ov32 else float('nan'):.2f} | {r['throughput_fps']:.1f} | "
-                     f"{r['peak_rss_mb']:.0f} | {r['file_mb']:.1f} | {r['dice_truth']:.4f} | {dv:.4f} |")
+        lines.append(
+            f"| {r['backend']} | {r['median_ms']:.1f} | {(base / r['median_ms']) if base else float('nan'):.2f} | "
+            f"{(ov32 / r['median_ms']) if ov32 else float('nan'):.2f} | {r['throughput_fps']:.1f} | "
+            f"{r['peak_rss_mb']:.0f} | {r['file_mb']:.1f} | {r['dice_truth']:.4f} | {dv:.4f} |"
+        )
     text = "\n".join(lines) + "\n"
     out.write_text(text)
     print(text)

@@ -1,6 +1,7 @@
 """Export a trained run to OpenVINO IR (FP32 and FP16-compressed) with a static input shape,
 checked against torch on real cohort films: a mismatch is refused, not written.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,7 @@ from train.data import load_cases
 from train.evaluate import dice_iou
 from train.trainer import load_run
 
-MAX_LOGIT_DIFF = 1e-3   # FP32 IR vs torch, relative to the logit range
+MAX_LOGIT_DIFF = 1e-3  # FP32 IR vs torch, relative to the logit range
 MIN_MASK_DICE = 0.999
 
 
@@ -33,7 +34,9 @@ def check_against_torch(ov_model, model, classes: str, films: list[np.ndarray], 
     import openvino as ov
     import torch
 
-    compiled = ov.Core().compile_model(ov_model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    from edge.ov import F32
+
+    compiled = ov.Core().compile_model(ov_model, "CPU", F32)
     worst, dices, span = 0.0, [], 1.0
     for pixels in films:
         x, _ = to_model_input(pixels, size)
@@ -44,8 +47,12 @@ def check_against_torch(ov_model, model, classes: str, films: list[np.ndarray], 
         worst = max(worst, float(np.abs(ref - got).max()))
         if classes == "binary":
             dices.append(dice_iou(ref[0, 0] > 0, got[0, 0] > 0)[0])
-    return {"max_abs_logit_diff": worst, "logit_span": span, "min_mask_dice": min(dices) if dices else None,
-            "films": len(films)}
+    return {
+        "max_abs_logit_diff": worst,
+        "logit_span": span,
+        "min_mask_dice": min(dices) if dices else None,
+        "films": len(films),
+    }
 
 
 def export_run(run: Path, cohort: Path, out: Path, n_check: int = 8) -> dict:
@@ -59,9 +66,12 @@ def export_run(run: Path, cohort: Path, out: Path, n_check: int = 8) -> dict:
     films = [read_film(c.image).pixels for c in cases]
     check = check_against_torch(ov_model, model, cfg.classes, films, size)
     if check["max_abs_logit_diff"] > MAX_LOGIT_DIFF * check["logit_span"] or (
-            check["min_mask_dice"] is not None and check["min_mask_dice"] < MIN_MASK_DICE):
-        raise ExportMismatch(f"IR disagrees with torch: max |logit diff| {check['max_abs_logit_diff']:.3g}, "
-                             f"min mask Dice {check['min_mask_dice']}")
+        check["min_mask_dice"] is not None and check["min_mask_dice"] < MIN_MASK_DICE
+    ):
+        raise ExportMismatch(
+            f"IR disagrees with torch: max |logit diff| {check['max_abs_logit_diff']:.3g}, "
+            f"min mask Dice {check['min_mask_dice']}"
+        )
     out.mkdir(parents=True, exist_ok=True)
     ov.save_model(ov_model, out / "model_fp32.xml", compress_to_fp16=False)
     ov.save_model(ov_model, out / "model_fp16.xml", compress_to_fp16=True)

@@ -10,6 +10,7 @@ level at most 0.6 x the lowest seen (an inverted film puts it near 0.2), the sha
 with femur inside them at most 0.6 x the lowest seen (multi-class models). The confidence floor
 stays at 0.6: decisiveness is not anatomy, and real films are less decided than the phantom.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -50,13 +51,16 @@ def choose_gate(bundle: Path, cohort: Path, split: str = "val") -> dict:
         if a.side_ratio is not None:
             side.append(a.side_ratio)
     d = GateConfig()
-    return {"min_confidence": d.min_confidence, "thigh_area_cm2": list(d.thigh_area_cm2),
-            "muscle_length_cm": [round(min(length) * 0.7, 2), round(max(length) * 1.8, 2)],
-            "length_to_height": [round(min(ratio) * 0.75, 4), round(max(ratio) * 1.5, 4)],
-            "max_side_ratio": round(max(2.0, 1.25 * float(np.percentile(side, 99))), 3),
-            "min_muscle_level": round(0.6 * min(level), 3),
-            **({"min_femur_support": round(0.6 * min(femur), 3)} if femur else {}),
-            "chosen_on": f"{len(length)} films of {Path(cohort).name}, split {split} (quantize/gate.py)"}
+    return {
+        "min_confidence": d.min_confidence,
+        "thigh_area_cm2": list(d.thigh_area_cm2),
+        "muscle_length_cm": [round(min(length) * 0.7, 2), round(max(length) * 1.8, 2)],
+        "length_to_height": [round(min(ratio) * 0.75, 4), round(max(ratio) * 1.5, 4)],
+        "max_side_ratio": round(max(2.0, 1.25 * float(np.percentile(side, 99))), 3),
+        "min_muscle_level": round(0.6 * min(level), 3),
+        **({"min_femur_support": round(0.6 * min(femur), 3)} if femur else {}),
+        "chosen_on": f"{len(length)} films of {Path(cohort).name}, split {split} (quantize/gate.py)",
+    }
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ the val split on each film's own grid, FP32 IR (run in f32) against INT8. If pla
 than `max_drop`, accuracy-aware quantization keeps the most sensitive layers in higher
 precision; if that still misses, nothing is written and the caller exits non-zero.
 """
+
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edge import __version__
 from edge.bundle import MANIFEST, muscle_probability, sha256
 from edge.preprocess import PERCENTILES, to_film_grid, to_model_input
 from edge.reader import read_film
@@ -52,11 +54,21 @@ def native_dice(compiled, items) -> float:
 def _compile(model):
     import openvino as ov
 
-    return ov.Core().compile_model(model, "CPU", {"INFERENCE_PRECISION_HINT": "f32"})
+    from edge.ov import F32
+
+    return ov.Core().compile_model(model, "CPU", F32)
 
 
-def quantize_run(run: Path, cohort: Path, out: Path, max_drop: float = 0.003, calib_films: int = 300,
-                 name: str | None = None, version: str = "0.1.0", log=print) -> dict:
+def quantize_run(
+    run: Path,
+    cohort: Path,
+    out: Path,
+    max_drop: float = 0.003,
+    calib_films: int = 300,
+    name: str | None = None,
+    version: str = __version__,
+    log=print,
+) -> dict:
     import nncf
 
     model, cfg = load_run(run)
@@ -78,8 +90,15 @@ def quantize_run(run: Path, cohort: Path, out: Path, max_drop: float = 0.003, ca
     if dice_fp32 - dice_int8 > max_drop:
         log("drop above the bound: retrying with nncf.quantize_with_accuracy_control")
         try:
-            q = nncf.quantize_with_accuracy_control(ov_fp32, calib, val, validation_fn=native_dice, max_drop=max_drop,
-                                                    drop_type=nncf.DropType.ABSOLUTE, subset_size=len(xs))
+            q = nncf.quantize_with_accuracy_control(
+                ov_fp32,
+                calib,
+                val,
+                validation_fn=native_dice,
+                max_drop=max_drop,
+                drop_type=nncf.DropType.ABSOLUTE,
+                subset_size=len(xs),
+            )
             dice_int8 = native_dice(_compile(q), items)
             method = "nncf.quantize_with_accuracy_control"
             log(f"accuracy control: INT8 {dice_int8:.5f} (drop {dice_fp32 - dice_int8:+.5f})")
@@ -87,11 +106,20 @@ def quantize_run(run: Path, cohort: Path, out: Path, max_drop: float = 0.003, ca
             log(f"accuracy control gave no model: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
     drop = dice_fp32 - dice_int8
     if drop > max_drop:
-        raise QuantizeRefused(f"INT8 misses the accuracy bound by {drop - max_drop:.5f} "
-                              f"(val Dice drop {drop:.5f} > --max-drop {max_drop}); nothing written")
-    metrics = {"val_films": len(items), "val_dice_fp32": round(dice_fp32, 5), "val_dice_int8": round(dice_int8, 5),
-               "val_dice_drop": round(drop, 5), "max_drop": max_drop, "method": method,
-               "calibration_films": len(xs), "seconds": round(time.perf_counter() - t0, 1)}
+        raise QuantizeRefused(
+            f"INT8 misses the accuracy bound by {drop - max_drop:.5f} "
+            f"(val Dice drop {drop:.5f} > --max-drop {max_drop}); nothing written"
+        )
+    metrics = {
+        "val_films": len(items),
+        "val_dice_fp32": round(dice_fp32, 5),
+        "val_dice_int8": round(dice_int8, 5),
+        "val_dice_drop": round(drop, 5),
+        "max_drop": max_drop,
+        "method": method,
+        "calibration_films": len(xs),
+        "seconds": round(time.perf_counter() - t0, 1),
+    }
     write_bundle(q, run, cohort, out, cfg, metrics, name or Path(out).name, version)
     return metrics
 
@@ -112,21 +140,39 @@ def write_bundle(ov_model, run: Path, cohort: Path, out: Path, cfg, metrics: dic
     test_eval = run / "eval_test" / "summary.json"
     run_meta = json.loads((run / "run.json").read_text())
     manifest = {
-        "name": name, "version": version, "architecture": cfg.arch,
-        "encoder": cfg.encoder if cfg.arch != "vnet" else None, "precision": "INT8",
-        "input": {"size": list(cfg.size), "layout": "NCHW", "channels": 1, "dtype": "float32",
-                  "preprocessing": {"module": "edge.preprocess", "version": PREP_VERSION,
-                                    "normalise_percentiles": list(PERCENTILES),
-                                    "letterbox": "aspect kept, zero pad, centred"}},
-        "output": {"kind": "logits", "activation": "sigmoid" if cfg.classes == "binary" else "softmax",
-                   "channels": 1 if cfg.classes == "binary" else len(ALL_LABELS), "threshold": 0.5,
-                   "test_time": "mean of the film and its mirror image (edge.preprocess.flip_average)"},
+        "name": name,
+        "version": version,
+        "architecture": cfg.arch,
+        "encoder": cfg.encoder if cfg.arch != "vnet" else None,
+        "precision": "INT8",
+        "input": {
+            "size": list(cfg.size),
+            "layout": "NCHW",
+            "channels": 1,
+            "dtype": "float32",
+            "preprocessing": {
+                "module": "edge.preprocess",
+                "version": PREP_VERSION,
+                "normalise_percentiles": list(PERCENTILES),
+                "letterbox": "aspect kept, zero pad, centred",
+            },
+        },
+        "output": {
+            "kind": "logits",
+            "activation": "sigmoid" if cfg.classes == "binary" else "softmax",
+            "channels": 1 if cfg.classes == "binary" else len(ALL_LABELS),
+            "threshold": 0.5,
+            "test_time": "mean of the film and its mirror image (edge.preprocess.flip_average)",
+        },
         "labels": LABELS if cfg.classes == "binary" else ALL_LABELS,
         "smi_calibration": calibration["calibration"] if calibration else None,
         "decision": calibration.get("decision") if calibration else None,
         "calibration_report": {k: calibration[k] for k in ("model", "ceiling")} if calibration else None,
         "accepted_metrics": {**metrics, "test": json.loads(test_eval.read_text()) if test_eval.exists() else None},
-        "cohort": {k: run_meta.get("cohort", {}).get(k) for k in ("name", "generator", "seed", "n_films", "n_people", "ceiling")},
+        "cohort": {
+            k: run_meta.get("cohort", {}).get(k)
+            for k in ("name", "generator", "seed", "n_films", "n_people", "ceiling")
+        },
         "trained_on": "synthetic phantom films only (PHANTOM.md); validate on your own films before clinical use",
         "files": {"model_xml": "model.xml", "model_bin": "model.bin", "card": "MODEL_CARD.md"},
     }
@@ -143,23 +189,33 @@ def write_bundle(ov_model, run: Path, cohort: Path, out: Path, cfg, metrics: dic
 
 def model_card(m: dict) -> str:
     a = m["accepted_metrics"]
-    lines = [f"# {m['name']} {m['version']}: thigh muscle segmentation, {m['architecture']} ({m['encoder'] or '-'}), INT8", "",
-             "**Trained on synthetic films only** (the sarco-edge phantom). A screening aid, not a diagnosis: a site "
-             "validates this model on its own films and DEXA results before any clinical use.", "",
-             f"- input: {m['input']['size'][0]} x {m['input']['size'][1]} greyscale, preprocessing `edge.preprocess` v{m['input']['preprocessing']['version']}",
-             f"- output: {m['output']['activation']} of the logits, {m['output'].get('test_time', 'one pass')}, "
-             f"mapped bilinearly to the film's grid, threshold {m['output']['threshold']}",
-             f"- accepted by `sarco quantize` with {a['method']}: val Dice FP32 {a['val_dice_fp32']}, INT8 {a['val_dice_int8']} "
-             f"(drop {a['val_dice_drop']}, bound {a['max_drop']}), {a['val_films']} val films, {a['calibration_films']} calibration films"]
+    lines = [
+        f"# {m['name']} {m['version']}: thigh muscle segmentation, {m['architecture']} ({m['encoder'] or '-'}), INT8",
+        "",
+        "**Trained on synthetic films only** (the sarco-edge phantom). A screening aid, not a diagnosis: a site "
+        "validates this model on its own films and DEXA results before any clinical use.",
+        "",
+        f"- input: {m['input']['size'][0]} x {m['input']['size'][1]} greyscale, preprocessing `edge.preprocess` v{m['input']['preprocessing']['version']}",
+        f"- output: {m['output']['activation']} of the logits, {m['output'].get('test_time', 'one pass')}, "
+        f"mapped bilinearly to the film's grid, threshold {m['output']['threshold']}",
+        f"- accepted by `sarco quantize` with {a['method']}: val Dice FP32 {a['val_dice_fp32']}, INT8 {a['val_dice_int8']} "
+        f"(drop {a['val_dice_drop']}, bound {a['max_drop']}), {a['val_films']} val films, {a['calibration_films']} calibration films",
+    ]
     if a.get("test"):
         t = a["test"]
-        lines.append(f"- FP32 torch on the test split ({t['n']} films): Dice {t['dice']['mean']:.4f} +- {t['dice']['sd']:.4f}, "
-                     f"IoU {t['iou']['mean']:.4f} +- {t['iou']['sd']:.4f}")
+        lines.append(
+            f"- FP32 torch on the test split ({t['n']} films): Dice {t['dice']['mean']:.4f} +- {t['dice']['sd']:.4f}, "
+            f"IoU {t['iou']['mean']:.4f} +- {t['iou']['sd']:.4f}"
+        )
     c = m.get("calibration_report")
     if c:
         p = c["model"]["test"]["pearson"]
-        lines.append(f"- SMI estimate ({c['model']['form']}): test Pearson r {p['r']:.3f} (ceiling with mask area "
-                     f"{c['ceiling']['test']['pearson']['r']:.3f}), residual SD {c['model']['residual_sd']:.4f}")
+        lines.append(
+            f"- SMI estimate ({c['model']['form']}): test Pearson r {p['r']:.3f} (ceiling with mask area "
+            f"{c['ceiling']['test']['pearson']['r']:.3f}), residual SD {c['model']['residual_sd']:.4f}"
+        )
     co = m["cohort"]
-    lines.append(f"- cohort: {co.get('name')} ({co.get('n_films')} films, {co.get('n_people')} people, seed {co.get('seed')})")
+    lines.append(
+        f"- cohort: {co.get('name')} ({co.get('n_films')} films, {co.get('n_people')} people, seed {co.get('seed')})"
+    )
     return "\n".join(lines) + "\n"

@@ -1,12 +1,12 @@
 """Decompression bombs of every kind the reader meets: small files that declare or inflate to
 gigabytes. Generated here (no binary fixtures), small enough for CI."""
+
 from __future__ import annotations
 
 import struct
 import zlib
 from pathlib import Path
 
-import numpy as np
 import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless, generate_uid
@@ -73,7 +73,7 @@ def j2k_siz_bomb(path: Path, width: int = 40_000, height: int = 40_000) -> Path:
     src.unlink()
     data = bytearray(ds.PixelData)
     at = data.find(b"\xff\x4f\xff\x51")
-    data[at + 8:at + 16] = struct.pack(">II", width, height)
+    data[at + 8 : at + 16] = struct.pack(">II", width, height)
     ds.PixelData = bytes(data)
     ds.save_as(path, enforce_file_format=True)
     return path
@@ -82,23 +82,56 @@ def j2k_siz_bomb(path: Path, width: int = 40_000, height: int = 40_000) -> Path:
 def jpegls_header_bomb(path: Path, width: int = 30_000, height: int = 30_000) -> Path:
     """A JPEG-LS DICOM (64 x 64 in the header) whose SOF55 declares a huge frame."""
     sof = struct.pack(">BHHB", 12, height, width, 1) + bytes([1, 0x11, 0])
-    stream = (b"\xff\xd8" + b"\xff\xf7" + struct.pack(">H", len(sof) + 2) + sof
-              + b"\xff\xda" + struct.pack(">HB", 8, 1) + bytes([1, 0, 0, 0, 0]) + bytes(64) + b"\xff\xd9")
+    stream = (
+        b"\xff\xd8"
+        + b"\xff\xf7"
+        + struct.pack(">H", len(sof) + 2)
+        + sof
+        + b"\xff\xda"
+        + struct.pack(">HB", 8, 1)
+        + bytes([1, 0, 0, 0, 0])
+        + bytes(64)
+        + b"\xff\xd9"
+    )
     from pydicom.encaps import encapsulate
 
-    return write_dicom(path, None, transfer_syntax=JPEGLSLossless, pixel_bytes=encapsulate([stream]),
-                       Rows=64, Columns=64, SamplesPerPixel=1, BitsAllocated=16, BitsStored=12, HighBit=11,
-                       PixelRepresentation=0, PhotometricInterpretation="MONOCHROME2")
+    return write_dicom(
+        path,
+        None,
+        transfer_syntax=JPEGLSLossless,
+        pixel_bytes=encapsulate([stream]),
+        Rows=64,
+        Columns=64,
+        SamplesPerPixel=1,
+        BitsAllocated=16,
+        BitsStored=12,
+        HighBit=11,
+        PixelRepresentation=0,
+        PhotometricInterpretation="MONOCHROME2",
+    )
 
 
 def tiff_duplicate_size_bomb(path: Path) -> Path:
     """A TIFF whose directory declares the size twice: huge first (what libtiff uses), small last."""
     pixels = b"\x00" * 64
-    entries = [(256, 4, 1, 100_000), (256, 4, 1, 8), (257, 4, 1, 100_000), (257, 4, 1, 8), (258, 3, 1, 8),
-               (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, 1, 8), (277, 3, 1, 1), (278, 4, 1, 8), (279, 4, 1, 64)]
+    entries = [
+        (256, 4, 1, 100_000),
+        (256, 4, 1, 8),
+        (257, 4, 1, 100_000),
+        (257, 4, 1, 8),
+        (258, 3, 1, 8),
+        (259, 3, 1, 1),
+        (262, 3, 1, 1),
+        (273, 4, 1, 8),
+        (277, 3, 1, 1),
+        (278, 4, 1, 8),
+        (279, 4, 1, 64),
+    ]
     ifd = struct.pack("<H", len(entries))
     for tag, typ, count, value in entries:
-        ifd += struct.pack("<HHI", tag, typ, count) + (struct.pack("<HH", value, 0) if typ == 3 else struct.pack("<I", value))
+        ifd += struct.pack("<HHI", tag, typ, count) + (
+            struct.pack("<HH", value, 0) if typ == 3 else struct.pack("<I", value)
+        )
     ifd += b"\x00\x00\x00\x00"
     path.write_bytes(b"II*\x00" + struct.pack("<I", 8 + len(pixels)) + pixels + ifd)
     return path
@@ -106,8 +139,12 @@ def tiff_duplicate_size_bomb(path: Path) -> Path:
 
 def all_bombs(folder: Path) -> dict[str, Path]:
     folder.mkdir(parents=True, exist_ok=True)
-    return {"deflate": deflate_bomb(folder / "deflate.dcm"), "j2k_siz": j2k_siz_bomb(folder / "j2k.dcm"),
-            "jpegls_sof": jpegls_header_bomb(folder / "jls.dcm"), "tiff_dup": tiff_duplicate_size_bomb(folder / "dup.tiff")}
+    return {
+        "deflate": deflate_bomb(folder / "deflate.dcm"),
+        "j2k_siz": j2k_siz_bomb(folder / "j2k.dcm"),
+        "jpegls_sof": jpegls_header_bomb(folder / "jls.dcm"),
+        "tiff_dup": tiff_duplicate_size_bomb(folder / "dup.tiff"),
+    }
 
 
 if __name__ == "__main__":

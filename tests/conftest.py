@@ -1,4 +1,5 @@
 """Shared fixtures: a small phantom cohort written once per test session through the real CLI."""
+
 from __future__ import annotations
 
 import subprocess
@@ -12,8 +13,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run_cli(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run a console entry point as a user would (a fresh process), capturing its output."""
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
+    )
 
 
 @pytest.fixture(scope="session")

@@ -16,10 +16,10 @@ import cv2
 import numpy as np
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import (
+    UID,
     DigitalXRayImageStorageForPresentation,
     ExplicitVRLittleEndian,
     SecondaryCaptureImageStorage,
-    UID,
     generate_uid,
 )
 
@@ -184,13 +184,31 @@ def make_hostile_corpus(directory: str | Path) -> dict[str, str]:
     (d / "full.tmp").unlink()
     put("truncated_pixels.dcm", whole[: len(whole) // 2], "truncated")
 
-    write_dicom(d / "absurd_size.dcm", None, pixel_bytes=b"\x00" * 256,
-                Rows=60000, Columns=60000, SamplesPerPixel=1, PhotometricInterpretation="MONOCHROME2",
-                BitsAllocated=16, BitsStored=16, HighBit=15, PixelRepresentation=0)
+    write_dicom(
+        d / "absurd_size.dcm",
+        None,
+        pixel_bytes=b"\x00" * 256,
+        Rows=60000,
+        Columns=60000,
+        SamplesPerPixel=1,
+        PhotometricInterpretation="MONOCHROME2",
+        BitsAllocated=16,
+        BitsStored=16,
+        HighBit=15,
+        PixelRepresentation=0,
+    )
     expected["absurd_size.dcm"] = "too_large"
 
-    write_dicom(d / "no_pixel_data.dcm", None, Rows=64, Columns=64, SamplesPerPixel=1,
-                PhotometricInterpretation="MONOCHROME2", BitsAllocated=16, BitsStored=12)
+    write_dicom(
+        d / "no_pixel_data.dcm",
+        None,
+        Rows=64,
+        Columns=64,
+        SamplesPerPixel=1,
+        PhotometricInterpretation="MONOCHROME2",
+        BitsAllocated=16,
+        BitsStored=12,
+    )
     expected["no_pixel_data.dcm"] = "no_pixel_data"
 
     write_dicom(d / "two_frames.dcm", np.stack([film, film[::-1]]), BitsStored=12)
@@ -209,10 +227,20 @@ def make_hostile_corpus(directory: str | Path) -> dict[str, str]:
     # An encapsulated (video) syntax no installed plugin decodes.
     from pydicom.encaps import encapsulate
 
-    write_dicom(d / "hevc.dcm", None, transfer_syntax="1.2.840.10008.1.2.4.107",
-                pixel_bytes=encapsulate([b"\x00\x00\x00\x01" + bytes(64)]),
-                Rows=64, Columns=64, SamplesPerPixel=1, PhotometricInterpretation="MONOCHROME2",
-                BitsAllocated=8, BitsStored=8, HighBit=7, PixelRepresentation=0)
+    write_dicom(
+        d / "hevc.dcm",
+        None,
+        transfer_syntax="1.2.840.10008.1.2.4.107",
+        pixel_bytes=encapsulate([b"\x00\x00\x00\x01" + bytes(64)]),
+        Rows=64,
+        Columns=64,
+        SamplesPerPixel=1,
+        PhotometricInterpretation="MONOCHROME2",
+        BitsAllocated=8,
+        BitsStored=8,
+        HighBit=7,
+        PixelRepresentation=0,
+    )
     expected["hevc.dcm"] = "unsupported_syntax"
 
     ok, png = cv2.imencode(".png", (film >> 4).astype(np.uint8))

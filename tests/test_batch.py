@@ -1,12 +1,13 @@
 """A batch that cannot be broken: one row per entry whatever the entry, an exclusive CSV, whole
 rows or none, and no input that stops it."""
+
 from __future__ import annotations
 
 import csv
 import os
 import resource
-import signal
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -15,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
+from conftest import REPO, run_cli
+from hostile import make_hostile_corpus
 from pydicom.encaps import encapsulate, generate_fragments
 
-from conftest import REPO, run_cli
 from edge import batch as batch_mod
-from hostile import make_hostile_corpus
 
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
@@ -31,8 +32,14 @@ def _rows(path: Path) -> list[dict]:
 
 
 def _batch(folder: Path, out: Path, *extra: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "edge.cli", "batch", str(folder), "--out", str(out), *extra],
-                          capture_output=True, text=True, cwd=REPO, timeout=600, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", "batch", str(folder), "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=600,
+        **kw,
+    )
 
 
 def rle_panic_file(path: Path) -> Path:
@@ -93,8 +100,12 @@ def test_two_batches_on_one_csv_cannot_interleave(tmp_path: Path):
     for i in range(6):
         shutil.copy(SAMPLE, folder / f"f{i}.dcm")
     out = tmp_path / "r.csv"
-    first = subprocess.Popen([sys.executable, "-m", "edge.cli", "batch", str(folder), "--out", str(out)], cwd=REPO,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "edge.cli", "batch", str(folder), "--out", str(out)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
     while time.time() < deadline and not out.exists():
         time.sleep(0.05)
@@ -154,8 +165,11 @@ def test_resume_refuses_a_csv_that_is_not_ours(tmp_path: Path):
 @pytest.mark.parametrize("cut", [0, 1, 7])
 def test_done_files_cuts_exactly_the_torn_last_line(tmp_path: Path, cut: int):
     out = tmp_path / "r.csv"
-    whole = (",".join(batch_mod.COLUMNS) + "\n").encode() + batch_mod._line({"file": "a.dcm", "status": "ok"}) \
+    whole = (
+        (",".join(batch_mod.COLUMNS) + "\n").encode()
+        + batch_mod._line({"file": "a.dcm", "status": "ok"})
         + batch_mod._line({"file": "b.dcm", "status": "ok"})
+    )
     torn = batch_mod._line({"file": "c.dcm", "status": "ok"})[:cut]
     out.write_bytes(whole + torn)
     assert batch_mod._done_files(out) == {"a.dcm", "b.dcm"}
@@ -193,7 +207,8 @@ def test_a_decoder_child_dies_with_its_parent(tmp_path: Path):
         "from pydicom.dataset import FileMetaDataset\n"
         "ds = Dataset(); ds.file_meta = FileMetaDataset(); ds.file_meta.TransferSyntaxUID = '1.2.840.10008.1.2.5'\n"
         "print('ready', flush=True)\n"
-        "r._run_forked(ds, 'gdcm')\n")
+        "r._run_forked(ds, 'gdcm')\n"
+    )
     parent = subprocess.Popen([sys.executable, str(script)], cwd=REPO, stdout=subprocess.PIPE, text=True)
     assert parent.stdout.readline().strip() == "ready"
     deadline = time.time() + 20
@@ -211,12 +226,17 @@ def test_a_decoder_child_dies_with_its_parent(tmp_path: Path):
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     deadline = time.time() + 10
-    while time.time() < deadline and any(Path(f"/proc/{c}").exists() and "Z" not in
-                                         Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1].split()[0]
-                                         for c in children if Path(f"/proc/{c}/stat").exists()):
+    while time.time() < deadline and any(
+        Path(f"/proc/{c}").exists() and "Z" not in Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        for c in children
+        if Path(f"/proc/{c}/stat").exists()
+    ):
         time.sleep(0.1)
-    alive = [c for c in children if Path(f"/proc/{c}/stat").exists()
-             and Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]
+    alive = [
+        c
+        for c in children
+        if Path(f"/proc/{c}/stat").exists() and Path(f"/proc/{c}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    ]
     assert not alive, f"decoder child {alive} outlived its killed parent"
 
 

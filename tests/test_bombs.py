@@ -1,5 +1,6 @@
 """Decode budgets: every bomb kind is refused with one line, exit 3, and the reader's peak memory
 stays under the stated limit (README: 1.5 GB for any input), measured per child with wait4."""
+
 from __future__ import annotations
 
 import os
@@ -8,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 try:
@@ -19,8 +19,14 @@ except ImportError:  # tests/ collected as a package
     from tests.hostile import png_bomb_bytes, tiff_bomb_bytes
 
 PEAK_LIMIT_MB = 1536
-EXPECTED = {"deflate": "inflates past", "j2k_siz": "but the header says", "jpegls_sof": "but the header says",
-            "tiff_dup": "repeats", "png": "too large", "tiff": "too large"}
+EXPECTED = {
+    "deflate": "inflates past",
+    "j2k_siz": "but the header says",
+    "jpegls_sof": "but the header says",
+    "tiff_dup": "repeats",
+    "png": "too large",
+    "tiff": "too large",
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +43,9 @@ def _inspect_peak(path: Path) -> tuple[int, str, float]:
     """Exit code, stderr and peak RSS (MB) of `sarco-edge inspect PATH` and its children."""
     err = path.with_suffix(".stderr")
     with open(err, "wb") as fe:
-        proc = subprocess.Popen([sys.executable, "-m", "edge.cli", "inspect", str(path)], cwd=REPO,
-                                stdout=subprocess.DEVNULL, stderr=fe)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "edge.cli", "inspect", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=fe
+        )
         _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return proc.returncode, err.read_text(), usage.ru_maxrss / 1024

@@ -1,5 +1,6 @@
 """A bundle cannot be changed without being refused: manifest pinned or trusted, schema-checked,
 files confined to the bundle, compiled cache verified."""
+
 from __future__ import annotations
 
 import hashlib
@@ -9,8 +10,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
+
 from edge.bundle import PINNED_MANIFESTS, BundleError, load_bundle
 
 DEFAULT = REPO / "models" / "default"
@@ -22,8 +23,9 @@ def _cli(tmp_path: Path, *args: str):
     import sys
 
     env = dict(os.environ, SARCO_EDGE_HOME=str(tmp_path / "site"), SARCO_EDGE_CACHE=str(tmp_path / "cache"))
-    return subprocess.run([sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, cwd=REPO,
-                          env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "edge.cli", *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=300
+    )
 
 
 def _copy(tmp_path: Path, edit=None, name: str = "b") -> Path:
@@ -58,25 +60,33 @@ def _rehash_bin(m, d):
     m["sha256"]["model.bin"] = hashlib.sha256(bytes(data)).hexdigest()
 
 
-@pytest.mark.parametrize("edit", [
-    _raise_coef,
-    lambda m, d: m["smi_calibration"].__setitem__("residual_sd", 1.0038588206310187),
-    _rehash_bin,
-    lambda m, d: m["sha256"].pop("model.bin"),
-], ids=["coef", "residual_sd", "bin_rehashed", "sha_removed"])
+@pytest.mark.parametrize(
+    "edit",
+    [
+        _raise_coef,
+        lambda m, d: m["smi_calibration"].__setitem__("residual_sd", 1.0038588206310187),
+        _rehash_bin,
+        lambda m, d: m["sha256"].pop("model.bin"),
+    ],
+    ids=["coef", "residual_sd", "bin_rehashed", "sha_removed"],
+)
 def test_edited_bundles_are_refused_by_screen(tmp_path: Path, edit):
     res = _cli(tmp_path, "screen", str(SAMPLE), "--model", str(_copy(tmp_path, edit)))
     _one_line_exit_4(res)
 
 
-@pytest.mark.parametrize("edit,match", [
-    (lambda m, d: m["files"].__setitem__("model_xml", "../default/model.xml"), "plain file name"),
-    (lambda m, d: m["files"].__setitem__("model_xml", str(DEFAULT / "model.xml")), "plain file name"),
-    (lambda m, d: m["smi_calibration"].__setitem__("form", "cubic"), "form"),
-    (lambda m, d: m["smi_calibration"].__setitem__("coef", [1.0, 2.0]), "coef"),
-    (lambda m, d: m["input"].__setitem__("size", [500, 190]), "input.size"),
-    (lambda m, d: m["smi_calibration"].__setitem__("residual_sd", float("nan")), "residual_sd"),
-], ids=["dotdot", "absolute", "form", "short_coef", "size", "nan_sd"])
+@pytest.mark.parametrize(
+    "edit,match",
+    [
+        (lambda m, d: m["files"].__setitem__("model_xml", "../default/model.xml"), "plain file name"),
+        (lambda m, d: m["files"].__setitem__("model_xml", str(DEFAULT / "model.xml")), "plain file name"),
+        (lambda m, d: m["smi_calibration"].__setitem__("form", "cubic"), "form"),
+        (lambda m, d: m["smi_calibration"].__setitem__("coef", [1.0, 2.0]), "coef"),
+        (lambda m, d: m["input"].__setitem__("size", [500, 190]), "input.size"),
+        (lambda m, d: m["smi_calibration"].__setitem__("residual_sd", float("nan")), "residual_sd"),
+    ],
+    ids=["dotdot", "absolute", "form", "short_coef", "size", "nan_sd"],
+)
 def test_schema_errors_are_one_line_even_on_the_training_side(tmp_path: Path, edit, match):
     with pytest.raises(BundleError, match=match) as info:
         load_bundle(_copy(tmp_path, edit), require_trust=False)

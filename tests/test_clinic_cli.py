@@ -1,4 +1,5 @@
 """The clinic command line as a user runs it: the sample film, bad input, privacy, no torch."""
+
 from __future__ import annotations
 
 import json
@@ -7,7 +8,6 @@ import sys
 from pathlib import Path
 
 import pydicom
-
 from conftest import REPO, run_cli
 from hostile import make_hostile_corpus
 
@@ -30,7 +30,7 @@ def test_inspect_the_shipped_sample_film_without_leaking_identity():
 
 def test_inspect_gives_one_line_and_exit_3_for_every_hostile_file(tmp_path: Path):
     corpus = make_hostile_corpus(tmp_path)
-    for name, kind in corpus.items():
+    for name, _kind in corpus.items():
         res = run_cli("edge.cli", "inspect", str(tmp_path / name))
         assert res.returncode == 3, (name, res.stderr)
         lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
@@ -39,9 +39,11 @@ def test_inspect_gives_one_line_and_exit_3_for_every_hostile_file(tmp_path: Path
 
 
 def test_the_clinic_runtime_imports_no_training_stack():
-    code = ("import sys, edge.cli, edge.reader, edge.preprocess, edge.measure, edge.smi; "
-            "bad = [m for m in ('torch', 'nncf', 'onnx', 'onnxruntime', 'segmentation_models_pytorch', 'timm', 'train', 'quantize') "
-            "if m in sys.modules]; print(','.join(bad))")
+    code = (
+        "import sys, edge.cli, edge.reader, edge.preprocess, edge.measure, edge.smi; "
+        "bad = [m for m in ('torch', 'nncf', 'onnx', 'onnxruntime', 'segmentation_models_pytorch', 'timm', 'train', 'quantize') "
+        "if m in sys.modules]; print(','.join(bad))"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == ""
@@ -66,10 +68,12 @@ def test_an_unknown_device_is_a_usage_error():
 
 
 def test_training_commands_on_a_clinic_install_say_what_to_install():
-    code = ("import sys; sys.modules['torch'] = None\n"
-            "from train.cli import app\n"
-            "sys.argv = ['sarco', 'train', 'cohort', '--run', 'r']\n"
-            "app()\n")
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from train.cli import app\n"
+        "sys.argv = ['sarco', 'train', 'cohort', '--run', 'r']\n"
+        "app()\n"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert res.returncode == 2, res.stderr[-1000:]
     assert res.stderr.strip().splitlines() == [res.stderr.strip()] and ".[train]" in res.stderr
@@ -77,8 +81,9 @@ def test_training_commands_on_a_clinic_install_say_what_to_install():
 
 def test_phantom_with_compression_is_byte_reproducible(tmp_path: Path):
     for run in ("a", "b"):
-        res = run_cli("train.cli", "phantom", str(tmp_path / run), "--n", "1", "--seed", "4", "--compress", "rle",
-                      "--no-preview")
+        res = run_cli(
+            "train.cli", "phantom", str(tmp_path / run), "--n", "1", "--seed", "4", "--compress", "rle", "--no-preview"
+        )
         assert res.returncode == 0, res.stderr[-1000:]
     a = sorted((tmp_path / "a" / "images").iterdir())
     b = sorted((tmp_path / "b" / "images").iterdir())

@@ -1,5 +1,6 @@
 """Known answers for what the clinician reads: the SMI estimate, its interval, p_low, the flag,
 the criteria's category, and the thresholds. Hand-computed expectations, no torch."""
+
 from __future__ import annotations
 
 import math
@@ -22,10 +23,10 @@ def flat(mean_smi: float, sd: float = 0.1, n: int = 100_004, **kw) -> SmiCalibra
 
 def test_decide_at_and_around_each_threshold():
     th = Thresholds(clear=0.2, refer=0.4)
-    assert decide(0.4, th) is Flag.LOW_MUSCLE_MASS        # at refer: refer
+    assert decide(0.4, th) is Flag.LOW_MUSCLE_MASS  # at refer: refer
     assert decide(0.3999, th) is Flag.BORDERLINE
     assert decide(0.2001, th) is Flag.BORDERLINE
-    assert decide(0.2, th) is Flag.NORMAL                  # at clear: normal
+    assert decide(0.2, th) is Flag.NORMAL  # at clear: normal
     assert decide(0.0, th) is Flag.NORMAL and decide(1.0, th) is Flag.LOW_MUSCLE_MASS
     same = Thresholds(0.3, 0.3)
     assert decide(0.3, same) is Flag.LOW_MUSCLE_MASS and decide(0.29, same) is Flag.NORMAL
@@ -40,14 +41,16 @@ def test_p_low_is_the_predictive_probability():
     wide = flat(6.0, sd=0.1, interval_scale=2.0)
     assert wide.p_low(300, "F", 1.6, 6.0 * math.exp(0.2)) == pytest.approx(0.841345, abs=1e-4)
     side = flat(6.0, sd=0.1, one_side_sd=0.1)
-    assert side.p_low(300, "F", 1.6, 6.0 * math.exp(0.1 * math.sqrt(2)), one_side=True) == pytest.approx(0.841345, abs=1e-4)
+    assert side.p_low(300, "F", 1.6, 6.0 * math.exp(0.1 * math.sqrt(2)), one_side=True) == pytest.approx(
+        0.841345, abs=1e-4
+    )
 
 
 def test_interval_is_a_prediction_interval_in_kg_per_m2():
     A = tuple(tuple(0.5 if i == j == 0 else 0.0 for j in range(4)) for i in range(4))
     cal = SmiCalibration("loglinear", (math.log(6.0), 0.0, 0.0, 0.0), A, 0.1, 2.0, 50)
     est, lo, hi = cal.predict(300, "F", 1.6)
-    half = 2.0 * 0.1 * math.sqrt(1 + 0.5)      # a confidence interval would be sqrt(0.5)
+    half = 2.0 * 0.1 * math.sqrt(1 + 0.5)  # a confidence interval would be sqrt(0.5)
     assert est == pytest.approx(6.0)
     assert (lo, hi) == pytest.approx((6.0 * math.exp(-half), 6.0 * math.exp(half)))
 
@@ -66,10 +69,10 @@ def test_the_shipped_form_recovers_a_known_law():
     area = rng.uniform(250, 550, 60)
     sex = ["M" if i % 3 == 0 else "F" for i in range(60)]
     h = rng.uniform(1.45, 1.8, 60)
-    smi = 0.05 * area ** 0.8 * np.where(np.array(sex) == "M", 1.1, 1.0) / h ** 1.5
+    smi = 0.05 * area**0.8 * np.where(np.array(sex) == "M", 1.1, 1.0) / h**1.5
     cal = fit("loglinear", area, sex, h, smi)
     assert cal.coef == pytest.approx((math.log(0.05), 0.8, math.log(1.1), -1.5), abs=1e-8)
-    assert cal.predict(400.0, "F", 1.6)[0] == pytest.approx(0.05 * 400 ** 0.8 / 1.6 ** 1.5, rel=1e-8)
+    assert cal.predict(400.0, "F", 1.6)[0] == pytest.approx(0.05 * 400**0.8 / 1.6**1.5, rel=1e-8)
 
 
 def test_thresholds_keep_sensitivity_and_the_borderline_share():
@@ -83,7 +86,7 @@ def test_thresholds_keep_sensitivity_and_the_borderline_share():
     assert th["clear"] == pytest.approx(0.15, abs=1e-6) and th["clear"] < 0.15
     assert th["sensitivity"] >= 0.90 and th["borderline_share"] <= 0.15
     flags = [decide(v, Thresholds(th["clear"], th["refer"])) for v in p]
-    assert sum(f is Flag.BORDERLINE for f in flags) == 15   # the whole 15 % budget, not more
+    assert sum(f is Flag.BORDERLINE for f in flags) == 15  # the whole 15 % budget, not more
 
 
 def test_calibrate_covers_held_out_truth_and_widens_for_one_thigh():
@@ -92,7 +95,7 @@ def test_calibrate_covers_held_out_truth_and_widens_for_one_thigh():
     area = rng.uniform(250, 550, n)
     sex = ["M" if i % 3 == 0 else "F" for i in range(n)]
     h = rng.uniform(1.45, 1.8, n)
-    smi = 0.05 * area ** 0.8 / h ** 1.5 * np.exp(rng.normal(0, 0.08, n))
+    smi = 0.05 * area**0.8 / h**1.5 * np.exp(rng.normal(0, 0.08, n))
     right = area * rng.uniform(0.45, 0.55, n)
     out = calibrate(area, sex, h, smi, [str(i // 2) for i in range(n)], right=right, left=area - right)
     assert 0.93 <= out["report"]["oof_interval_coverage"] <= 0.97
@@ -103,20 +106,23 @@ def test_calibrate_covers_held_out_truth_and_widens_for_one_thigh():
         assert d["sensitivity"] >= 0.90 and d["borderline_share"] <= 0.15 + 1e-9, name
 
 
-@pytest.mark.parametrize("crit,sex,flag,grip,gait,expected", [
-    ("awgs2019", "F", "low_muscle_mass", 17.9, 1.2, "sarcopenia"),
-    ("awgs2019", "F", "low_muscle_mass", 18.0, 1.0, "no_sarcopenia"),      # at the cut-offs: not low
-    ("awgs2019", "F", "low_muscle_mass", 18.0, 0.99, "sarcopenia"),
-    ("awgs2019", "M", "low_muscle_mass", 27.9, 0.99, "severe_sarcopenia"),
-    ("awgs2019", "M", "normal", 27.9, None, "possible_sarcopenia"),
-    ("awgs2019", "M", "normal", 28.0, 1.0, "no_sarcopenia"),
-    ("awgs2019", "F", "borderline", 17.0, None, "possible_sarcopenia"),
-    ("ewgsop2", "F", "low_muscle_mass", 15.9, 0.8, "severe_sarcopenia"),   # EWGSOP2 gait <= 0.8
-    ("ewgsop2", "F", "low_muscle_mass", 15.9, 0.81, "sarcopenia"),
-    ("ewgsop2", "F", "low_muscle_mass", 16.0, 0.5, "no_sarcopenia"),       # strength first
-    ("ewgsop2", "M", "normal", 26.9, None, "possible_sarcopenia"),
-    ("ewgsop2", "M", "low_muscle_mass", 27.0, None, "no_sarcopenia"),
-])
+@pytest.mark.parametrize(
+    "crit,sex,flag,grip,gait,expected",
+    [
+        ("awgs2019", "F", "low_muscle_mass", 17.9, 1.2, "sarcopenia"),
+        ("awgs2019", "F", "low_muscle_mass", 18.0, 1.0, "no_sarcopenia"),  # at the cut-offs: not low
+        ("awgs2019", "F", "low_muscle_mass", 18.0, 0.99, "sarcopenia"),
+        ("awgs2019", "M", "low_muscle_mass", 27.9, 0.99, "severe_sarcopenia"),
+        ("awgs2019", "M", "normal", 27.9, None, "possible_sarcopenia"),
+        ("awgs2019", "M", "normal", 28.0, 1.0, "no_sarcopenia"),
+        ("awgs2019", "F", "borderline", 17.0, None, "possible_sarcopenia"),
+        ("ewgsop2", "F", "low_muscle_mass", 15.9, 0.8, "severe_sarcopenia"),  # EWGSOP2 gait <= 0.8
+        ("ewgsop2", "F", "low_muscle_mass", 15.9, 0.81, "sarcopenia"),
+        ("ewgsop2", "F", "low_muscle_mass", 16.0, 0.5, "no_sarcopenia"),  # strength first
+        ("ewgsop2", "M", "normal", 26.9, None, "possible_sarcopenia"),
+        ("ewgsop2", "M", "low_muscle_mass", 27.0, None, "no_sarcopenia"),
+    ],
+)
 def test_category_at_and_around_each_cut_off(crit, sex, flag, grip, gait, expected):
     assert category(CRITERIA[crit], sex, flag, grip, gait)["category"] == expected
 
@@ -132,10 +138,18 @@ def test_borderline_mass_with_low_performance_is_possible_sarcopenia():
     assert category(ew, "F", "borderline", 20.0, 0.7)["category"] == "possible_sarcopenia"
     assert category(ew, "F", "normal", 20.0, 0.7)["category"] == "no_sarcopenia"
     out = category(CRITERIA["awgs2019"], "M", "normal", 30.0, 0.9)
-    assert out == {"category": "possible_sarcopenia", "low_strength": False, "low_performance": True,
-                   "used": ["grip_kg", "gait_speed_mps"]}
+    assert out == {
+        "category": "possible_sarcopenia",
+        "low_strength": False,
+        "low_performance": True,
+        "used": ["grip_kg", "gait_speed_mps"],
+    }
     assert category(CRITERIA["awgs2019"], "M", "normal", None, None) == {
-        "category": "no_sarcopenia", "low_strength": None, "low_performance": None, "used": []}
+        "category": "no_sarcopenia",
+        "low_strength": None,
+        "low_performance": None,
+        "used": [],
+    }
 
 
 def test_decision_metrics_known_answer():
@@ -144,8 +158,17 @@ def test_decision_metrics_known_answer():
     low = np.array([True, False, True, False, True, False])
     m = decision_metrics(normal, refer, low)
     # low films: cleared, referred, borderline -> 2 of 3 not cleared; not-low: cleared, referred, cleared
-    assert m == pytest.approx({"sensitivity": 2 / 3, "specificity": 2 / 3, "refer_ppv": 0.5, "clear_npv": 2 / 3,
-                               "borderline_share": 1 / 6, "n": 6, "n_low": 3})
+    assert m == pytest.approx(
+        {
+            "sensitivity": 2 / 3,
+            "specificity": 2 / 3,
+            "refer_ppv": 0.5,
+            "clear_npv": 2 / 3,
+            "borderline_share": 1 / 6,
+            "n": 6,
+            "n_low": 3,
+        }
+    )
 
 
 def test_one_side_sd_known_answer():
@@ -154,7 +177,7 @@ def test_one_side_sd_known_answer():
     sd = one_side_sd(cal, [60.0] * 4, [40.0] * 4, ["F"] * 4, [1.6] * 4)
     assert sd == pytest.approx(np.sqrt((np.log(1.2) ** 2 + np.log(0.8) ** 2) / 2))
     assert one_side_sd(cal, [50.0] * 4, [50.0] * 4, ["F"] * 4, [1.6] * 4) == 0.0
-    assert one_side_sd(cal, [60.0], [40.0], ["F"], [1.6]) == 0.0       # too few films to say
+    assert one_side_sd(cal, [60.0], [40.0], ["F"], [1.6]) == 0.0  # too few films to say
 
 
 def test_calibrations_and_thresholds_read_back_from_the_manifest():
@@ -164,7 +187,9 @@ def test_calibrations_and_thresholds_read_back_from_the_manifest():
     m = json.loads((Path(__file__).resolve().parents[1] / "models" / "default" / "manifest.json").read_text())
     cal = SmiCalibration.from_dict(m["smi_calibration"])
     assert cal.form == m["smi_calibration"]["form"] and cal.n == m["smi_calibration"]["n"]
-    assert cal.coef == tuple(m["smi_calibration"]["coef"]) and cal.interval_scale == m["smi_calibration"]["interval_scale"]
+    assert (
+        cal.coef == tuple(m["smi_calibration"]["coef"]) and cal.interval_scale == m["smi_calibration"]["interval_scale"]
+    )
     assert cal.one_side_sd == m["smi_calibration"]["one_side_sd"] and cal.t95 == m["smi_calibration"]["t95"]
     assert cal.xtx_inv == tuple(tuple(r) for r in m["smi_calibration"]["xtx_inv"])
     assert cal.residual_sd == m["smi_calibration"]["residual_sd"]
@@ -195,5 +220,5 @@ def test_few_labels_cannot_push_the_clear_threshold_past_what_p_low_supports():
     low = np.array([True] * 10 + [False] * 10)
     th = choose_thresholds(p, low)
     assert th["clear"] == pytest.approx(0.08)
-    p2 = np.array([0.9] * 10 + [0.12] * 10)          # 12 % expected cleared: nothing may be cleared
+    p2 = np.array([0.9] * 10 + [0.12] * 10)  # 12 % expected cleared: nothing may be cleared
     assert choose_thresholds(p2, low)["clear"] == 0.0

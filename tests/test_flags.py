@@ -1,4 +1,5 @@
 """End to end with the shipped bundle: films that must give each flag and each refusal reason."""
+
 from __future__ import annotations
 
 import json
@@ -7,11 +8,19 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-
 from conftest import REPO, run_cli
+
 from edge.measure import Areas
-from edge.quality import (ASYMMETRY, IMPLAUSIBLE_AREA, INVERTED, LOW_CONFIDENCE, NOT_LONG_LEG, SPACING_ANATOMY,
-                          GateConfig, quality_gate)
+from edge.quality import (
+    ASYMMETRY,
+    IMPLAUSIBLE_AREA,
+    INVERTED,
+    LOW_CONFIDENCE,
+    NOT_LONG_LEG,
+    SPACING_ANATOMY,
+    GateConfig,
+    quality_gate,
+)
 from edge.reader import read_film
 
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
@@ -31,12 +40,15 @@ def sample_png(tmp_path_factory) -> Path:
     return p
 
 
-@pytest.mark.parametrize("args,flag", [
-    (["--sex", "F", "--height-cm", "140"], "normal"),
-    (["--sex", "F", "--height-cm", "147"], "borderline"),
-    (["--sex", "F", "--height-cm", "150"], "low_muscle_mass"),
-    (["--sex", "M"], "low_muscle_mass"),
-])
+@pytest.mark.parametrize(
+    "args,flag",
+    [
+        (["--sex", "F", "--height-cm", "140"], "normal"),
+        (["--sex", "F", "--height-cm", "147"], "borderline"),
+        (["--sex", "F", "--height-cm", "150"], "low_muscle_mass"),
+        (["--sex", "M"], "low_muscle_mass"),
+    ],
+)
 def test_the_sample_film_gives_each_flag(args, flag):
     rep = screen(str(SAMPLE), *args)
     assert rep["flag"] == flag, (rep["p_low"], rep["decision_thresholds"])
@@ -73,7 +85,9 @@ def test_each_refusal_reason(sample_png: Path, tmp_path: Path):
     # the same film through PNG and spacing given: assessed like the DICOM
     ok = screen(str(sample_png), "--spacing-mm", "0.417084", "--sex", "F", "--height-cm", "150")
     dcm = screen(str(SAMPLE), "--sex", "F", "--height-cm", "150")
-    assert ok["flag"] == dcm["flag"] and ok["thigh_muscle_area_cm2"] == pytest.approx(dcm["thigh_muscle_area_cm2"], rel=0.02)
+    assert ok["flag"] == dcm["flag"] and ok["thigh_muscle_area_cm2"] == pytest.approx(
+        dcm["thigh_muscle_area_cm2"], rel=0.02
+    )
 
 
 def _film(rows: int = 1000, cols: int = 400, spacing: float = 1.0, bright_muscle: bool = False):
@@ -83,16 +97,30 @@ def _film(rows: int = 1000, cols: int = 400, spacing: float = 1.0, bright_muscle
     px = np.zeros((rows, cols), np.float32)
     mask = np.zeros((rows, cols), bool)
     for c0 in (60, 230):
-        px[:, c0:c0 + 110] = 0.75
-        px[:, c0 + 45:c0 + 65] = 0.95
-        mask[250:550, c0 + 5:c0 + 45] = True
-        mask[250:550, c0 + 65:c0 + 105] = True
+        px[:, c0 : c0 + 110] = 0.75
+        px[:, c0 + 45 : c0 + 65] = 0.95
+        mask[250:550, c0 + 5 : c0 + 45] = True
+        mask[250:550, c0 + 65 : c0 + 105] = True
     px = np.clip(px + np.random.default_rng(0).normal(0, 0.01, px.shape).astype(np.float32), 0, 1)
     if bright_muscle:
         px = 1.0 - px
-    film = Film(pixels=px, spacing_mm=(spacing, spacing), spacing_source="user", sex="F", height_m=1.6,
-                height_source="option", age_years=None, weight_kg=None, source_format="png", photometric="GREY",
-                bits_stored=8, transfer_syntax=None, modality=None, body_part=None, notes=())
+    film = Film(
+        pixels=px,
+        spacing_mm=(spacing, spacing),
+        spacing_source="user",
+        sex="F",
+        height_m=1.6,
+        height_source="option",
+        age_years=None,
+        weight_kg=None,
+        source_format="png",
+        photometric="GREY",
+        bits_stored=8,
+        transfer_syntax=None,
+        modality=None,
+        body_part=None,
+        notes=(),
+    )
     return film, mask
 
 
@@ -104,13 +132,13 @@ def _areas(mask, spacing, right=None, left=None):
 
 def test_gate_passes_a_plausible_film_and_names_each_anatomical_refusal():
     film, mask = _film()
-    areas = _areas(mask, 1.0)                       # 2 x 240 cm2, muscle 30 cm long
+    areas = _areas(mask, 1.0)  # 2 x 240 cm2, muscle 30 cm long
     assert quality_gate(film, areas, 0.9, mask, 1.6)[0] == []
     assert quality_gate(film, areas, 0.5, mask, 1.6)[0] == [LOW_CONFIDENCE]
     inv, _ = _film(bright_muscle=True)
     assert INVERTED in quality_gate(inv, areas, 0.9, mask, 1.6)[0]
-    assert quality_gate(film, areas, 0.9, mask, 1.0)[0] == [SPACING_ANATOMY]   # 30 cm of a 1 m person
-    assert quality_gate(film, areas, 0.9, mask, 2.0)[0] == []                  # 0.15 of 2 m: fits
+    assert quality_gate(film, areas, 0.9, mask, 1.0)[0] == [SPACING_ANATOMY]  # 30 cm of a 1 m person
+    assert quality_gate(film, areas, 0.9, mask, 2.0)[0] == []  # 0.15 of 2 m: fits
     lopsided = _areas(mask, 1.0, right=400, left=80)
     assert quality_gate(film, lopsided, 0.9, mask, 1.6)[0] == [ASYMMETRY]
     big = Areas(1400, 700, 700, "cm2", 2)
@@ -172,12 +200,12 @@ def test_femur_support_tells_a_thigh_from_a_mask_elsewhere():
     muscle[20:80, 10:25] = True
     muscle[20:80, 35:50] = True
     bone = np.zeros_like(muscle)
-    bone[15:85, 27:33] = True                       # the femur between the two muscle blobs
+    bone[15:85, 27:33] = True  # the femur between the two muscle blobs
     assert femur_support(muscle, bone) == 1.0
     bone_short = np.zeros_like(muscle)
-    bone_short[20:50, 27:33] = True                 # bone for half the muscle's rows
+    bone_short[20:50, 27:33] = True  # bone for half the muscle's rows
     assert femur_support(muscle, bone_short) == pytest.approx(0.5)
-    assert femur_support(muscle, np.zeros_like(muscle)) == 0.0   # a mask on a shield or the pelvis
+    assert femur_support(muscle, np.zeros_like(muscle)) == 0.0  # a mask on a shield or the pelvis
     assert femur_support(np.zeros_like(muscle), bone) is None
     film, mask = _film()
     areas = _areas(mask, 1.0)

@@ -134,8 +134,16 @@ def test_compressed_dicom_cut_in_half_is_truncated(tmp_path: Path, syntax) -> No
 def test_random_garbage_never_escapes(tmp_path: Path, n: int) -> None:
     """Random bytes behind each magic number: only ReadError may come out."""
     rng = np.random.default_rng(1000 + n)
-    magics = [b"", bytes(128) + b"DICM", b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*",
-              b"\x08\x00\x05\x00CS", b"\x02\x00\x00\x00UL"]
+    magics = [
+        b"",
+        bytes(128) + b"DICM",
+        b"\x89PNG\r\n\x1a\n",
+        b"\xff\xd8\xff",
+        b"II*\x00",
+        b"MM\x00*",
+        b"\x08\x00\x05\x00CS",
+        b"\x02\x00\x00\x00UL",
+    ]
     magic = magics[n % len(magics)]
     path = tmp_path / f"garbage{n}"
     path.write_bytes(magic + rng.integers(0, 256, int(rng.integers(1, 5000)), dtype=np.uint8).tobytes())
@@ -171,7 +179,7 @@ def test_the_reader_opens_files_for_reading_only(tmp_path: Path, monkeypatch):
     import io
 
     modes: list[str] = []
-    real_open, real_io_open, real_os_open = builtins.open, io.open, os.open
+    real_open, real_os_open = builtins.open, os.open
 
     def spy_open(file, mode="r", *a, **k):
         modes.append(mode)

@@ -4,6 +4,7 @@ Observed with strace (-f: children too) on the real CLI in a child process, with
 (OpenVINO's telemetry is silent under CI=true, so a CI run would otherwise prove nothing) and a
 fresh HOME (first run: no opt-out file). A positive control proves the tracer sees a connect.
 """
+
 from __future__ import annotations
 
 import os
@@ -14,7 +15,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
 
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
@@ -31,8 +31,14 @@ def _traced(tmp_path: Path, args: list[str]) -> tuple[subprocess.CompletedProces
     env["HOME"] = str(home)
     env["SARCO_EDGE_CACHE"] = str(tmp_path / "cache")
     log = tmp_path / "strace.log"
-    res = subprocess.run([strace, "-f", "-qq", "-e", "trace=connect,sendto,sendmsg,sendmmsg", "-o", str(log),
-                          sys.executable, *args], capture_output=True, text=True, cwd=REPO, env=env, timeout=600)
+    res = subprocess.run(
+        [strace, "-f", "-qq", "-e", "trace=connect,sendto,sendmsg,sendmmsg", "-o", str(log), sys.executable, *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=600,
+    )
     calls = [ln for ln in log.read_text().splitlines() if NET.search(ln)]
     return res, calls, home
 
@@ -44,11 +50,15 @@ def test_the_tracer_sees_a_connection_attempt(tmp_path: Path):
     assert calls, "the positive control was not observed: the test below could pass vacuously"
 
 
-@pytest.mark.parametrize("command", [
-    ["screen", str(SAMPLE), "--json"],
-    ["info"],
-    ["inspect", str(SAMPLE)],
-], ids=lambda c: c[0])
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["screen", str(SAMPLE), "--json"],
+        ["info"],
+        ["inspect", str(SAMPLE)],
+    ],
+    ids=lambda c: c[0],
+)
 def test_cli_makes_no_network_call_and_writes_nothing_under_home(tmp_path: Path, command: list[str]):
     res, calls, home = _traced(tmp_path, ["-m", "edge.cli", *command])
     assert res.returncode == 0, res.stderr[-2000:]

@@ -1,5 +1,6 @@
 """Outputs go only where the user said: unique overlay names, no write through a planted link,
 never over an input."""
+
 from __future__ import annotations
 
 import os
@@ -7,21 +8,32 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-
 from conftest import REPO, run_cli
+
 from edge.batch import overlay_name
 from edge.files import write_text_atomic
 from edge.reader import read_film
 from edge.screen import write_overlay
 
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
-REPORT = {"thigh_muscle_area_cm2": 1.0, "thigh_muscle_area_px": 1, "smi_estimate": None, "smi_interval_95": None,
-          "criteria": "awgs2019", "flag": "not_assessable"}
+REPORT = {
+    "thigh_muscle_area_cm2": 1.0,
+    "thigh_muscle_area_px": 1,
+    "smi_estimate": None,
+    "smi_interval_95": None,
+    "criteria": "awgs2019",
+    "flag": "not_assessable",
+}
 
 
 def test_overlay_names_are_unique_for_names_that_flatten_alike():
-    pairs = [("x y.dcm", "x_y.dcm"), ("\u00e9.dcm", "\u00e8.dcm"), ("sub/a.dcm", "sub__a.dcm"),
-             ("a" * 250 + "1.dcm", "a" * 250 + "2.dcm"), (os.fsdecode(b"bad\xff.dcm"), "bad_.dcm")]
+    pairs = [
+        ("x y.dcm", "x_y.dcm"),
+        ("\u00e9.dcm", "\u00e8.dcm"),
+        ("sub/a.dcm", "sub__a.dcm"),
+        ("a" * 250 + "1.dcm", "a" * 250 + "2.dcm"),
+        (os.fsdecode(b"bad\xff.dcm"), "bad_.dcm"),
+    ]
     for a, b in pairs:
         na, nb = overlay_name(a), overlay_name(b)
         assert na != nb, (a, b)

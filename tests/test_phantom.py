@@ -1,4 +1,5 @@
 """The phantom cohort: layout, tags, labels, determinism, truths and the ceiling it reports."""
+
 from __future__ import annotations
 
 import csv
@@ -10,6 +11,7 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
+from conftest import run_cli
 
 from edge.reader import read_film
 from train.phantom.anatomy import LABELS, _thigh_profile
@@ -18,8 +20,6 @@ from train.phantom.film import mu
 from train.phantom.geometry import Grid, capsule, ellipsoid
 from train.phantom.person import sample_person
 
-from conftest import run_cli
-
 
 def _cases(cohort: Path) -> list[dict]:
     with open(cohort / "cases.csv", newline="") as f:
@@ -27,8 +27,11 @@ def _cases(cohort: Path) -> list[dict]:
 
 
 def _digest(folder: Path) -> dict[str, str]:
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.suffix in (".dcm", ".png", ".csv") and p.name != "preview.png"}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.suffix in (".dcm", ".png", ".csv") and p.name != "preview.png"
+    }
 
 
 def test_layout_and_dataset_json(demo_cohort: Path):
@@ -40,21 +43,43 @@ def test_layout_and_dataset_json(demo_cohort: Path):
     assert 0.0 <= info["awgs2019_low_smi_share"] <= 1.0
     rows = _cases(demo_cohort)
     assert len(rows) == 8
-    for col in ("case_id", "image", "mask", "sex", "age", "height_m", "weight_kg", "dexa_alm_kg", "dexa_smi",
-                "split", "thigh_muscle_area_cm2", "thigh_muscle_volume_cm3", "person_id"):
+    for col in (
+        "case_id",
+        "image",
+        "mask",
+        "sex",
+        "age",
+        "height_m",
+        "weight_kg",
+        "dexa_alm_kg",
+        "dexa_smi",
+        "split",
+        "thigh_muscle_area_cm2",
+        "thigh_muscle_volume_cm3",
+        "person_id",
+    ):
         assert col in rows[0], col
     assert (demo_cohort / "preview.png").stat().st_size > 10_000
     # Recomputing the ceiling from cases.csv gives what dataset.json says.
-    recomputed = ceiling([{**r, "thigh_muscle_area_cm2": float(r["thigh_muscle_area_cm2"]),
-                           "dexa_smi": float(r["dexa_smi"])} for r in rows])
+    recomputed = ceiling(
+        [
+            {**r, "thigh_muscle_area_cm2": float(r["thigh_muscle_area_cm2"]), "dexa_smi": float(r["dexa_smi"])}
+            for r in rows
+        ]
+    )
     assert recomputed["r_pooled"] == info["ceiling"]["r_pooled"]
 
 
 def test_every_dicom_carries_the_tags_and_masks_hold_labels(demo_cohort: Path):
     for r in _cases(demo_cohort):
         ds = pydicom.dcmread(demo_cohort / r["image"])
-        for tag in ("PixelSpacing", "ImagerPixelSpacing", "EstimatedRadiographicMagnificationFactor",
-                    "PatientSex", "PatientSize"):
+        for tag in (
+            "PixelSpacing",
+            "ImagerPixelSpacing",
+            "EstimatedRadiographicMagnificationFactor",
+            "PatientSex",
+            "PatientSize",
+        ):
             assert tag in ds, (r["case_id"], tag)
         ips = float(ds.ImagerPixelSpacing[0])
         mag = float(ds.EstimatedRadiographicMagnificationFactor)
@@ -70,7 +95,9 @@ def test_every_dicom_carries_the_tags_and_masks_hold_labels(demo_cohort: Path):
         assert n1 > 0, r["case_id"]
         ps = float(ds.PixelSpacing[0])
         assert float(r["thigh_muscle_area_cm2"]) == pytest.approx(n1 * ps * ps / 100.0, rel=1e-4)
-        assert float(r["right_cm2"]) + float(r["left_cm2"]) == pytest.approx(float(r["thigh_muscle_area_cm2"]), rel=1e-3)
+        assert float(r["right_cm2"]) + float(r["left_cm2"]) == pytest.approx(
+            float(r["thigh_muscle_area_cm2"]), rel=1e-3
+        )
         if r["view"] == "both":
             assert float(r["right_cm2"]) > 50 and float(r["left_cm2"]) > 50
 
@@ -133,7 +160,7 @@ def test_attenuation_table_and_chords():
     assert mu("bone", 45) > mu("bone", 65)
     g = Grid(rows=201, cols=201, s=0.1, x0=-10.0, y0=-10.0)
     box, chord = ellipsoid(g, 0.0, 0.0, 3.0, 2.0, 1.5)
-    assert chord.max() == pytest.approx(3.0, rel=1e-3)          # 2 x half-depth at the centre
+    assert chord.max() == pytest.approx(3.0, rel=1e-3)  # 2 x half-depth at the centre
     area = np.count_nonzero(chord) * g.s**2
     assert area == pytest.approx(np.pi * 3.0 * 2.0, rel=0.03)
     box, chord = capsule(g, (0.0, -5.0), (0.0, 5.0), 1.0, 1.0)

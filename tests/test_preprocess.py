@@ -1,4 +1,5 @@
 """The one preprocessing: robust to the vendor's window, and invertible onto the film's grid."""
+
 from __future__ import annotations
 
 import cv2
@@ -21,7 +22,7 @@ def test_normalise_ignores_window_and_bit_depth():
     rng = np.random.default_rng(0)
     film = rng.random((900, 300)).astype(np.float32)
     a = normalise(film)
-    b = normalise(film * 0.3 + 0.5)   # another window: linear change of the stored values
+    b = normalise(film * 0.3 + 0.5)  # another window: linear change of the stored values
     assert a.dtype == np.float32 and a.min() == 0.0 and a.max() == 1.0
     assert np.abs(a - b).max() < 1e-4
     assert not normalise(np.full((10, 10), 0.7, np.float32)).any()
@@ -34,7 +35,7 @@ def test_mask_round_trip_through_the_model_grid(demo_cohort):
     x, box = to_model_input(film.pixels)
     assert x.shape == (1, 1, *DEFAULT_SIZE) and x.dtype == np.float32
     assert 0.0 <= x.min() and x.max() <= 1.0
-    truth = (mask == 1)
+    truth = mask == 1
     small = resize_mask(truth.astype(np.uint8), box).astype(np.float32)
     back = to_film_grid(cv2.GaussianBlur(small, (0, 0), 0.7), box) > 0.5
     assert back.shape == truth.shape
@@ -52,7 +53,7 @@ def test_flip_average_is_mirror_consistent_and_exact_for_an_equivariant_model():
     lopsided = lambda t: t[0, 0] * np.linspace(0, 1, t.shape[-1], dtype=np.float32)  # noqa: E731
     a = flip_average(lopsided, x)
     b = flip_average(lopsided, np.ascontiguousarray(x[..., ::-1]))
-    assert np.allclose(a, b[:, ::-1])                    # the mirrored film gets the mirrored answer
-    assert not np.allclose(a, lopsided(x))               # ... which one pass alone does not give
+    assert np.allclose(a, b[:, ::-1])  # the mirrored film gets the mirrored answer
+    assert not np.allclose(a, lopsided(x))  # ... which one pass alone does not give
     assert np.allclose(flip_average(lambda t: t[0, 0] ** 2, x), x[0, 0] ** 2)  # equivariant: unchanged
     assert a.dtype == np.float32 and a.shape == (64, 32)

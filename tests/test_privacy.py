@@ -5,6 +5,7 @@ makes SOPClassUID swallow the header, and the "has no image" error printed it (p
 id, birth date) to stderr and into the batch CSV. The fuzz below regenerates that class:
 byte duplications and deletions across the header of real files that carry an identity.
 """
+
 from __future__ import annotations
 
 import csv
@@ -12,13 +13,12 @@ from pathlib import Path
 
 import pydicom
 import pytest
+from conftest import run_cli
 
-from conftest import REPO, run_cli
 from edge.reader import ReadError, read_film
 
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"  # never get_testdata_files: it downloads
-SOURCES = ["MR_small_bigendian.dcm", "MR_small.dcm", "CT_small.dcm", "JPEG2000.dcm", "rtplan.dcm",
-           "ExplVR_BigEnd.dcm"]
+SOURCES = ["MR_small_bigendian.dcm", "MR_small.dcm", "CT_small.dcm", "JPEG2000.dcm", "rtplan.dcm", "ExplVR_BigEnd.dcm"]
 
 
 def _identity(path: Path) -> list[str]:
@@ -37,14 +37,16 @@ def _reader_text(path: Path) -> str:
         f = read_film(path)
     except ReadError as e:
         return str(e)
-    return " ".join(str(x) for x in (f.notes, f.modality, f.body_part, f.photometric, f.transfer_syntax,
-                                      f.spacing_source, f.height_source))
+    return " ".join(
+        str(x)
+        for x in (f.notes, f.modality, f.body_part, f.photometric, f.transfer_syntax, f.spacing_source, f.height_source)
+    )
 
 
 def _mutants(data: bytes, stop: int):
     for at in range(132, stop, 5):
-        yield f"dup{at}", data[:at] + data[at:at + 2] + data[at:]
-        yield f"del{at}", data[:at] + data[at + 3:]
+        yield f"dup{at}", data[:at] + data[at : at + 2] + data[at:]
+        yield f"del{at}", data[:at] + data[at + 3 :]
 
 
 def test_regression_mr_small_bigendian_dup_191(tmp_path: Path):

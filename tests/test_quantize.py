@@ -1,4 +1,5 @@
 """Export and INT8 quantization of a tiny run: the bundle, its checksums, tampering, refusal."""
+
 from __future__ import annotations
 
 import json
@@ -6,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
+
 from edge.bundle import BundleError, compile_bundle, load_bundle, muscle_probability
 
 
@@ -15,11 +16,28 @@ from edge.bundle import BundleError, compile_bundle, load_bundle, muscle_probabi
 def tiny_run(tmp_path_factory) -> tuple[Path, Path]:
     base = tmp_path_factory.mktemp("q")
     cohort = base / "cohort"
-    assert run_cli("train.cli", "phantom", str(cohort), "--n", "12", "--seed", "8", "--spacing-mm", "2.0",
-                   "--no-preview").returncode == 0
+    assert (
+        run_cli(
+            "train.cli", "phantom", str(cohort), "--n", "12", "--seed", "8", "--spacing-mm", "2.0", "--no-preview"
+        ).returncode
+        == 0
+    )
     run = base / "run"
-    res = run_cli("train.cli", "train", str(cohort), "--run", str(run), "--arch", "unet", "--epochs", "1",
-                  "--max-steps", "2", "--batch", "2")
+    res = run_cli(
+        "train.cli",
+        "train",
+        str(cohort),
+        "--run",
+        str(run),
+        "--arch",
+        "unet",
+        "--epochs",
+        "1",
+        "--max-steps",
+        "2",
+        "--batch",
+        "2",
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     return cohort, run
 
@@ -34,7 +52,9 @@ def test_export_writes_static_fp32_and_fp16_ir(tiny_run, tmp_path):
         m = ov.Core().read_model(tmp_path / "ir" / f)
         assert not m.input(0).get_partial_shape().is_dynamic
         assert list(m.input(0).get_shape())[:2] == [1, 1]
-    assert (tmp_path / "ir" / "model_fp16.bin").stat().st_size < 0.6 * (tmp_path / "ir" / "model_fp32.bin").stat().st_size
+    assert (tmp_path / "ir" / "model_fp16.bin").stat().st_size < 0.6 * (
+        tmp_path / "ir" / "model_fp32.bin"
+    ).stat().st_size
 
 
 def test_quantize_writes_a_verified_bundle_and_refuses_tampering(tiny_run, tmp_path):

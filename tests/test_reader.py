@@ -255,13 +255,12 @@ def test_lut_pipeline_matches_pydicom_on_mlut_and_vlut() -> None:
 
 def test_pillow_plugin_is_never_used(monkeypatch: pytest.MonkeyPatch) -> None:
     """Even if 'pillow' is offered first (a dev install with torchvision), it is skipped."""
-    import edge.reader as reader
     from pydicom.pixels.decoders.base import Decoder
 
+    import edge.reader as reader
+
     original = Decoder.available_plugins
-    monkeypatch.setattr(
-        Decoder, "available_plugins", property(lambda self: ("pillow",) + original.fget(self))
-    )
+    monkeypatch.setattr(Decoder, "available_plugins", property(lambda self: ("pillow",) + original.fget(self)))
     used: list[str] = []
     real_decode_with = reader._decode_with
 
@@ -361,23 +360,42 @@ def _dx(tmp_path: Path, name: str = "dx.dcm", **tags) -> Path:
 
 SPACING_CASES = [
     # (tags, user spacing, expected spacing, expected source)
-    (dict(PixelSpacing=[0.15, 0.16], ImagerPixelSpacing=[0.2, 0.2], EstimatedRadiographicMagnificationFactor=1.25),
-     0.3, (0.15, 0.16), "PixelSpacing"),
-    (dict(ImagerPixelSpacing=[0.2, 0.25], EstimatedRadiographicMagnificationFactor=1.25),
-     None, (0.16, 0.2), "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor"),
-    (dict(ImagerPixelSpacing=[0.2, 0.2], EstimatedRadiographicMagnificationFactor=1.25),
-     0.3, (0.16, 0.16), "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor"),
+    (
+        dict(PixelSpacing=[0.15, 0.16], ImagerPixelSpacing=[0.2, 0.2], EstimatedRadiographicMagnificationFactor=1.25),
+        0.3,
+        (0.15, 0.16),
+        "PixelSpacing",
+    ),
+    (
+        dict(ImagerPixelSpacing=[0.2, 0.25], EstimatedRadiographicMagnificationFactor=1.25),
+        None,
+        (0.16, 0.2),
+        "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor",
+    ),
+    (
+        dict(ImagerPixelSpacing=[0.2, 0.2], EstimatedRadiographicMagnificationFactor=1.25),
+        0.3,
+        (0.16, 0.16),
+        "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor",
+    ),
     (dict(ImagerPixelSpacing=[0.2, 0.2]), 0.3, (0.3, 0.3), "user"),
     (dict(ImagerPixelSpacing=[0.2, 0.2]), None, (0.2, 0.2), "ImagerPixelSpacing (not corrected for magnification)"),
-    (dict(ImagerPixelSpacing=[0.2, 0.2], EstimatedRadiographicMagnificationFactor=3.0),
-     None, (0.2, 0.2), "ImagerPixelSpacing (not corrected for magnification)"),
-    (dict(ImagerPixelSpacing=[0.2, 0.2], EstimatedRadiographicMagnificationFactor=3.0),
-     0.25, (0.25, 0.25), "user"),
+    (
+        dict(ImagerPixelSpacing=[0.2, 0.2], EstimatedRadiographicMagnificationFactor=3.0),
+        None,
+        (0.2, 0.2),
+        "ImagerPixelSpacing (not corrected for magnification)",
+    ),
+    (dict(ImagerPixelSpacing=[0.2, 0.2], EstimatedRadiographicMagnificationFactor=3.0), 0.25, (0.25, 0.25), "user"),
     (dict(), 0.3, (0.3, 0.3), "user"),
     (dict(), None, None, "none"),
     (dict(PixelSpacing=[0.0, 0.0]), None, None, "none"),
-    (dict(PixelSpacing=[0.0, 0.0], ImagerPixelSpacing=[0.2, 0.2], EstimatedRadiographicMagnificationFactor=1.1),
-     None, (0.2 / 1.1, 0.2 / 1.1), "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor"),
+    (
+        dict(PixelSpacing=[0.0, 0.0], ImagerPixelSpacing=[0.2, 0.2], EstimatedRadiographicMagnificationFactor=1.1),
+        None,
+        (0.2 / 1.1, 0.2 / 1.1),
+        "ImagerPixelSpacing/EstimatedRadiographicMagnificationFactor",
+    ),
     (dict(PixelSpacing=[50.0, 50.0]), 0.2, (0.2, 0.2), "user"),
     (dict(PixelSpacing=[0.14]), 0.2, (0.2, 0.2), "user"),
 ]
@@ -422,9 +440,23 @@ def test_invalid_user_spacing_is_ignored_with_a_note(tmp_path: Path, bad: float)
 @pytest.mark.parametrize(
     "tags,sex,height,height_source,age,weight",
     [
-        (dict(PatientSex="F", PatientSize=1.62, PatientAge="077Y", PatientWeight=58.5), "F", 1.62, "PatientSize", 77.0, 58.5),
+        (
+            dict(PatientSex="F", PatientSize=1.62, PatientAge="077Y", PatientWeight=58.5),
+            "F",
+            1.62,
+            "PatientSize",
+            77.0,
+            58.5,
+        ),
         (dict(PatientSex="M", PatientSize=175, PatientAge="030M"), "M", 1.75, "PatientSize (cm)", 2.5, None),
-        (dict(PatientSex="O", PatientSize=0, PatientAge="010W", PatientWeight=0), None, None, "none", 70 / 365.25, None),
+        (
+            dict(PatientSex="O", PatientSize=0, PatientAge="010W", PatientWeight=0),
+            None,
+            None,
+            "none",
+            70 / 365.25,
+            None,
+        ),
         (dict(PatientAge="005D"), None, None, "none", 5 / 365.25, None),
         (dict(), None, None, "none", None, None),
     ],
@@ -498,8 +530,15 @@ def test_window_is_applied(tmp_path: Path) -> None:
 def test_rescale_then_window(tmp_path: Path) -> None:
     data = grey_film()
     film = read_film(
-        write_dicom(tmp_path / "rw.dcm", data, BitsStored=12, RescaleSlope=2, RescaleIntercept=-1000,
-                    WindowCenter=3000, WindowWidth=2000)
+        write_dicom(
+            tmp_path / "rw.dcm",
+            data,
+            BitsStored=12,
+            RescaleSlope=2,
+            RescaleIntercept=-1000,
+            WindowCenter=3000,
+            WindowWidth=2000,
+        )
     )
     hu = data * 2.0 - 1000
     expected = np.clip((hu - 2999.5) / 1999 + 0.5, 0.0, 1.0)
@@ -578,9 +617,17 @@ def test_large_stitched_film(tmp_path: Path) -> None:
     data = np.empty((rows, cols), dtype=np.uint16)
     data[:] = column[:, None].astype(np.uint16)
     data[:, ::7] = 5000
-    path = write_dicom(tmp_path / "long.dcm", data, photometric="MONOCHROME1",
-                       RescaleSlope=1, RescaleIntercept=0, WindowCenter=30000, WindowWidth=60000,
-                       ImagerPixelSpacing=[0.15, 0.15], EstimatedRadiographicMagnificationFactor=1.15)
+    path = write_dicom(
+        tmp_path / "long.dcm",
+        data,
+        photometric="MONOCHROME1",
+        RescaleSlope=1,
+        RescaleIntercept=0,
+        WindowCenter=30000,
+        WindowWidth=60000,
+        ImagerPixelSpacing=[0.15, 0.15],
+        EstimatedRadiographicMagnificationFactor=1.15,
+    )
     del data
     tracemalloc.start()
     try:

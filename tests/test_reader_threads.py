@@ -4,6 +4,7 @@ Regression: `warnings.catch_warnings` in the DICOM parse is process-wide, so wit
 threads a good film could be told a truncated neighbour's "end of file" and come back
 `truncated` (31-36 of 100 good films in a 200-file batch).
 """
+
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor

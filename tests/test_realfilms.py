@@ -1,6 +1,7 @@
 """Acceptance on the one real long-leg film the project may redistribute (shared/realdata,
 never training data) and its degradations: assessed, both thighs, the variants' areas within
 10 % of the original, the mask beside the femur between hip and knee, inverted films refused."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import run_cli
 
-from conftest import REPO, run_cli
 from edge.quality import INVERTED, SPACING_ANATOMY
 
 ETRO = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "etro_full_leg.png"
@@ -30,10 +31,13 @@ def variants(tmp_path_factory) -> dict[str, tuple[Path, float]]:
     img = cv2.imread(str(ETRO), cv2.IMREAD_GRAYSCALE)
     h, w = img.shape
     out = {"original": (ETRO, 1.5)}
-    for name, arr, s in (("mirrored", img[:, ::-1], 1.5),
-                         ("halved", cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA), 3.0),
-                         ("right_leg", img[:, : w // 2], 1.5), ("left_leg", img[:, w // 2:], 1.5),
-                         ("inverted", 255 - img, 1.5)):
+    for name, arr, s in (
+        ("mirrored", img[:, ::-1], 1.5),
+        ("halved", cv2.resize(img, (w // 2, h // 2), interpolation=cv2.INTER_AREA), 3.0),
+        ("right_leg", img[:, : w // 2], 1.5),
+        ("left_leg", img[:, w // 2 :], 1.5),
+        ("inverted", 255 - img, 1.5),
+    ):
         cv2.imwrite(str(d / f"{name}.png"), np.ascontiguousarray(arr))
         out[name] = (d / f"{name}.png", s)
     cv2.imwrite(str(d / "jpeg60.jpg"), img, [cv2.IMWRITE_JPEG_QUALITY, 60])
@@ -88,5 +92,5 @@ def test_the_mask_lies_beside_the_femur_between_hip_and_knee(variants, tmp_path:
     mask, _ = Screener().segment(film)
     rows = np.nonzero(mask.any(axis=1))[0] / mask.shape[0]
     assert rows.min() > 0.18 and rows.max() < 0.64, (rows.min(), rows.max())
-    mid = mask[:, int(0.47 * mask.shape[1]):int(0.53 * mask.shape[1])]
+    mid = mask[:, int(0.47 * mask.shape[1]) : int(0.53 * mask.shape[1])]
     assert mid.mean() < 0.02, "muscle in the midline between the thighs"

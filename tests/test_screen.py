@@ -1,4 +1,5 @@
 """The clinic commands as a user runs them, with the shipped default bundle: screen, batch, info."""
+
 from __future__ import annotations
 
 import csv
@@ -14,16 +15,32 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
-
 from conftest import REPO, run_cli
 from hostile import make_hostile_corpus
 
 DEFAULT = REPO / "models" / "default"
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
 REALDATA = Path(__file__).resolve().parents[2] / "shared" / "realdata"
-KEYS = {"thigh_muscle_area_cm2", "left_cm2", "right_cm2", "smi_estimate", "smi_interval_95", "criteria", "cutoff",
-        "flag", "reasons", "sex", "sex_source", "height_m", "height_source", "pixel_spacing_mm",
-        "pixel_spacing_source", "quality", "model", "note"}
+KEYS = {
+    "thigh_muscle_area_cm2",
+    "left_cm2",
+    "right_cm2",
+    "smi_estimate",
+    "smi_interval_95",
+    "criteria",
+    "cutoff",
+    "flag",
+    "reasons",
+    "sex",
+    "sex_source",
+    "height_m",
+    "height_source",
+    "pixel_spacing_mm",
+    "pixel_spacing_source",
+    "quality",
+    "model",
+    "note",
+}
 
 
 MANIFEST = json.loads((DEFAULT / "manifest.json").read_text())
@@ -110,7 +127,7 @@ def test_monochrome1_and_compressed_films_measure_the_same(demo_cohort: Path, tm
     flipped = tmp_path / "flipped.dcm"
     ds.save_as(flipped)
     ds.compress(pydicom.uid.RLELossless)
-    rle = tmp_path / "rle"           # no extension, as PACS exports often are
+    rle = tmp_path / "rle"  # no extension, as PACS exports often are
     ds.save_as(rle)
     _, a = screen(str(src))
     _, b = screen(str(flipped))
@@ -139,9 +156,15 @@ def test_png_without_spacing_and_missing_sex_or_height(demo_cohort: Path, tmp_pa
     _, rep = screen(str(anon))
     assert rep["flag"] == "not_assessable" and rep["smi_estimate"] is None
     assert any("sex" in r for r in rep["reasons"]) and any("height" in r for r in rep["reasons"])
-    _, rep = screen(str(anon), "--sex", "m", "--height-cm", "168", "--criteria", "ewgsop2", "--grip-kg", "20", "--gait-speed", "0.7")
+    _, rep = screen(
+        str(anon), "--sex", "m", "--height-cm", "168", "--criteria", "ewgsop2", "--grip-kg", "20", "--gait-speed", "0.7"
+    )
     assert rep["sex_source"] == "option" and rep["height_m"] == pytest.approx(1.68) and rep["cutoff"] == 7.0
-    assert rep["flag"] != "not_assessable" and rep["category"] in {"sarcopenia", "severe_sarcopenia", "possible_sarcopenia"}
+    assert rep["flag"] != "not_assessable" and rep["category"] in {
+        "sarcopenia",
+        "severe_sarcopenia",
+        "possible_sarcopenia",
+    }
 
 
 def test_films_that_are_not_long_leg_films_are_never_flagged():
@@ -203,7 +226,17 @@ def test_batch_mixed_folder_killed_and_resumed(demo_cohort: Path, tmp_path: Path
     n = _mixed_folder(folder, demo_cohort)
     before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     out = tmp_path / "results.csv"
-    cmd = [sys.executable, "-m", "edge.cli", "batch", str(folder), "--out", str(out), "--overlays", str(tmp_path / "ov")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "edge.cli",
+        "batch",
+        str(folder),
+        "--out",
+        str(out),
+        "--overlays",
+        str(tmp_path / "ov"),
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline and (not out.exists() or out.read_text().count("\n") < 4):

@@ -1,4 +1,5 @@
 """edge.stats against scipy: the clinic side computes the same numbers without it."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,7 +37,7 @@ def test_agreement_statistics_match_scipy():
 
 def test_known_answers_by_hand():
     x, y = np.array([1.0, 2, 3, 4]), np.array([2.0, 3, 4, 5])
-    assert es.icc_a1(x, y) == pytest.approx(10 / 13)          # MSR 10/3, MSC 2, MSE 0
+    assert es.icc_a1(x, y) == pytest.approx(10 / 13)  # MSR 10/3, MSC 2, MSE 0
     assert es.lin_ccc([1.0, 2, 3], [2.0, 3, 4]) == pytest.approx(4 / 7)
     ba = es.bland_altman(np.array([1.0, 2, 3]), np.array([0.0, 2, 2]))
     assert ba["bias"] == pytest.approx(2 / 3) and ba["sd"] == pytest.approx(np.sqrt(1 / 3))

@@ -1,5 +1,6 @@
 """Training side end to end on a tiny cohort (a few steps, no real training), and the metrics
 checked on inputs whose answer is known."""
+
 from __future__ import annotations
 
 import csv
@@ -9,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from conftest import run_cli
+
 from edge.measure import thigh_areas
 from edge.smi import SmiCalibration
 from train.augment import augment
@@ -28,8 +29,10 @@ def tiny_cohort(tmp_path_factory) -> Path:
 
 
 def test_dice_and_iou_of_known_masks():
-    a = np.zeros((10, 10), bool); a[:, :5] = True          # 50 px
-    b = np.zeros((10, 10), bool); b[:, 2:7] = True         # 50 px, 30 shared
+    a = np.zeros((10, 10), bool)
+    a[:, :5] = True  # 50 px
+    b = np.zeros((10, 10), bool)
+    b[:, 2:7] = True  # 50 px, 30 shared
     d, j = dice_iou(a, b)
     assert d == pytest.approx(0.6) and j == pytest.approx(30 / 70)
     assert dice_iou(a, a) == (1.0, 1.0)
@@ -76,10 +79,10 @@ def test_thigh_areas_tell_the_femur_from_the_gap_between_thighs():
     # Two thighs, each split by a bright femur; a dark (fat/air) gap between them.
     film = np.full((100, 80), 0.5, np.float32)
     m = np.zeros((100, 80), bool)
-    m[10:90, 2:12] = m[10:90, 16:30] = True       # image left = patient's right: 10 + 14 columns
-    m[10:90, 44:56] = m[10:90, 60:70] = True       # patient's left: 12 + 10 columns
-    film[:, 12:16] = film[:, 56:60] = 0.9          # femurs, brighter than muscle
-    film[:, 30:44] = 0.1                           # between the thighs
+    m[10:90, 2:12] = m[10:90, 16:30] = True  # image left = patient's right: 10 + 14 columns
+    m[10:90, 44:56] = m[10:90, 60:70] = True  # patient's left: 12 + 10 columns
+    film[:, 12:16] = film[:, 56:60] = 0.9  # femurs, brighter than muscle
+    film[:, 30:44] = 0.1  # between the thighs
     a = thigh_areas(m, (0.5, 0.5), film)
     assert a.sides_seen == 2 and a.unit == "cm2"
     assert a.right == pytest.approx(80 * 24 * 0.0025) and a.left == pytest.approx(80 * 22 * 0.0025)
@@ -90,8 +93,10 @@ def test_thigh_areas_tell_the_femur_from_the_gap_between_thighs():
 
 def test_augment_keeps_labels_aligned_with_the_image():
     rng = np.random.default_rng(1)
-    x = np.zeros((128, 64), np.float32); y = np.zeros((128, 64), np.uint8)
-    x[30:90, 10:30] = 1.0; y[30:90, 10:30] = 1
+    x = np.zeros((128, 64), np.float32)
+    y = np.zeros((128, 64), np.uint8)
+    x[30:90, 10:30] = 1.0
+    y[30:90, 10:30] = 1
     for _ in range(20):
         xa, ya = augment(x, y, rng)
         assert xa.shape == x.shape and ya.dtype == np.uint8 and 0 <= xa.min() and xa.max() <= 1
@@ -110,16 +115,43 @@ def test_train_evaluate_calibrate_end_to_end(tiny_cohort: Path, tmp_path: Path):
     runs = {}
     for arch in ARCHS:
         run = tmp_path / arch
-        res = run_cli("train.cli", "train", str(tiny_cohort), "--run", str(run), "--arch", arch,
-                      "--epochs", "1", "--max-steps", "2", "--batch", "2")
+        res = run_cli(
+            "train.cli",
+            "train",
+            str(tiny_cohort),
+            "--run",
+            str(run),
+            "--arch",
+            arch,
+            "--epochs",
+            "1",
+            "--max-steps",
+            "2",
+            "--batch",
+            "2",
+        )
         assert res.returncode == 0, res.stderr[-2000:]
         for f in ("best.pt", "last.pt", "log.csv", "curves.png", "run.json", "train_summary.json"):
             assert (run / f).exists(), (arch, f)
         runs[arch] = run
     # Resume continues, and a second plain start refuses to overwrite.
     run = runs["unet"]
-    res = run_cli("train.cli", "train", str(tiny_cohort), "--run", str(run), "--arch", "unet", "--epochs", "2",
-                  "--max-steps", "4", "--batch", "2", "--resume")
+    res = run_cli(
+        "train.cli",
+        "train",
+        str(tiny_cohort),
+        "--run",
+        str(run),
+        "--arch",
+        "unet",
+        "--epochs",
+        "2",
+        "--max-steps",
+        "4",
+        "--batch",
+        "2",
+        "--resume",
+    )
     assert res.returncode == 0, res.stderr[-2000:]
     log = list(csv.DictReader(open(run / "log.csv")))
     assert [int(r["step"]) for r in log] == [2, 4]

@@ -15,6 +15,7 @@ look:
   with numbers (often down the midline), lead letters, burned-in text, a positioning grid,
   lead gonad shields of several shapes.
 """
+
 from __future__ import annotations
 
 import cv2
@@ -41,7 +42,7 @@ def augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.
         if rng.random() < 0.5:
             x[:k], y[:k] = 0, 0
         else:
-            x[h - k:], y[h - k:] = 0, 0
+            x[h - k :], y[h - k :] = 0, 0
     if rng.random() < 0.2:
         _shutter(x, y, rng)
     # processing chain of the vendor / the export
@@ -116,8 +117,8 @@ def _crop_relletterbox(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -
     nh, nw = min(max(int(round(ch * scale)), 1), h), min(max(int(round(cw * scale)), 1), w)
     ox, oy = np.zeros_like(x), np.zeros_like(y)
     top, left = (h - nh) // 2, (w - nw) // 2
-    ox[top:top + nh, left:left + nw] = cv2.resize(cx, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    oy[top:top + nh, left:left + nw] = cv2.resize(cy, (nw, nh), interpolation=cv2.INTER_NEAREST)
+    ox[top : top + nh, left : left + nw] = cv2.resize(cx, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    oy[top : top + nh, left : left + nw] = cv2.resize(cy, (nw, nh), interpolation=cv2.INTER_NEAREST)
     return ox, oy
 
 
@@ -126,7 +127,7 @@ def _shutter(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> None:
     h, w = x.shape
     k = int(rng.uniform(0.03, 0.18) * w)
     value = rng.uniform(0.7, 1.0) if rng.random() < 0.7 else rng.uniform(0.0, 0.1)
-    sl = np.s_[:, :k] if rng.random() < 0.5 else np.s_[:, w - k:]
+    sl = np.s_[:, :k] if rng.random() < 0.5 else np.s_[:, w - k :]
     x[sl] = value
     y[sl] = 0
 
@@ -143,7 +144,7 @@ def _stitch(x: np.ndarray, rng: np.random.Generator) -> None:
     for r in sorted(rng.uniform(0.25, 0.75, int(rng.integers(1, 3))) * h):
         r = int(r)
         x[r:] = x[r:] * rng.uniform(0.85, 1.15) + rng.uniform(-0.08, 0.08)
-        x[r:r + int(rng.integers(1, 3))] = rng.uniform(0.0, 1.0)
+        x[r : r + int(rng.integers(1, 3))] = rng.uniform(0.0, 1.0)
 
 
 def _clahe(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -157,11 +158,11 @@ def _ruler(x: np.ndarray, rng: np.random.Generator) -> None:
     h, w = x.shape
     c = int((rng.uniform(0.44, 0.52) if rng.random() < 0.6 else rng.uniform(0.05, 0.9)) * w)
     width = max(int(rng.uniform(0.02, 0.05) * w), 3)
-    x[:, c:c + width] = np.clip(x[:, c:c + width] * rng.uniform(0.3, 1.0) + rng.uniform(0.05, 0.5), 0, 1)
+    x[:, c : c + width] = np.clip(x[:, c : c + width] * rng.uniform(0.3, 1.0) + rng.uniform(0.05, 0.5), 0, 1)
     step = max(int(h / rng.uniform(60, 120)), 3)
     m = np.zeros(x.shape, np.uint8)
     for k, r in enumerate(range(int(rng.integers(0, step)), h, step)):
-        x[r, c:c + width // 2 + (width // 2 if k % 5 == 0 else 0)] = 1.0
+        x[r, c : c + width // 2 + (width // 2 if k % 5 == 0 else 0)] = 1.0
         if k % 10 == 0:
             cv2.putText(m, str(k // 10), (c, r), cv2.FONT_HERSHEY_PLAIN, 0.6, 255, 1)
     np.maximum(x, m.astype(np.float32) / 255.0, out=x)

@@ -1,4 +1,5 @@
 """`sarco`: the training-side command line (cohort generation now; training, evaluation, export later)."""
+
 from __future__ import annotations
 
 import sys
@@ -7,6 +8,8 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
+
+from edge import __version__
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="sarco-edge training side.")
 console = Console(stderr=True)
@@ -25,6 +28,7 @@ def main(ctx: typer.Context) -> None:
 
     # `sarco phantom` needs only the clinic install; every other command needs the training stack.
     if ctx.invoked_subcommand not in (None, "phantom"):
+
         def absent(m: str) -> bool:
             try:
                 return importlib.util.find_spec(m) is None
@@ -34,8 +38,11 @@ def main(ctx: typer.Context) -> None:
         needs = ["torch", "segmentation_models_pytorch"] + (["nncf"] if ctx.invoked_subcommand == "quantize" else [])
         missing = [m for m in needs if absent(m)]
         if missing:
-            raise fail(f"'sarco {ctx.invoked_subcommand}' needs the training stack ({', '.join(missing)} missing): "
-                       "pip install -e '.[train]'", 2)
+            raise fail(
+                f"'sarco {ctx.invoked_subcommand}' needs the training stack ({', '.join(missing)} missing): "
+                "pip install -e '.[train]'",
+                2,
+            )
 
 
 @app.command()
@@ -43,30 +50,56 @@ def phantom(
     out: Path = typer.Argument(..., help="New folder for the cohort."),
     n: int = typer.Option(8, "--n", min=1, help="Number of films."),
     seed: int = typer.Option(0, "--seed", help="Seed: the same seed gives the same pixels."),
-    spacing_mm: float = typer.Option(0.5, "--spacing-mm", min=0.05, max=2.0, help="Detector pixel pitch (ImagerPixelSpacing), mm."),
+    spacing_mm: float = typer.Option(
+        0.5, "--spacing-mm", min=0.05, max=2.0, help="Detector pixel pitch (ImagerPixelSpacing), mm."
+    ),
     workers: int = typer.Option(1, "--workers", min=1, help="Processes; the cohort is identical for any number."),
-    preview: bool = typer.Option(True, "--preview/--no-preview", help="Write preview.png, a contact sheet of the first films."),
-    compress: str = typer.Option("none", "--compress", help="Transfer syntax of the DICOMs: none (explicit VR little endian), rle or j2k (lossless)."),
+    preview: bool = typer.Option(
+        True, "--preview/--no-preview", help="Write preview.png, a contact sheet of the first films."
+    ),
+    compress: str = typer.Option(
+        "none",
+        "--compress",
+        help="Transfer syntax of the DICOMs: none (explicit VR little endian), rle or j2k (lossless).",
+    ),
 ) -> None:
     """Generate a synthetic long-leg cohort (PHANTOM.md layout) and print its ceiling r."""
     from .phantom.cohort import COMPRESSION, generate
 
     if compress != "none" and compress not in COMPRESSION:
         raise fail(f"--compress must be none, rle or j2k, not {compress!r}", 2)
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         tid = bar.add_task("films", total=n)
         try:
-            info = generate(out, n, seed, spacing_mm, workers, preview,
-                            progress=lambda k, _: bar.update(tid, completed=k), compress=compress)
+            info = generate(
+                out,
+                n,
+                seed,
+                spacing_mm,
+                workers,
+                preview,
+                progress=lambda k, _: bar.update(tid, completed=k),
+                compress=compress,
+            )
         except FileExistsError as e:
             raise fail(f"{e}", 2)
     c = info["ceiling"]
-    console.print(f"wrote {info['n_films']} films of {info['n_people']} people to {out} "
-                  f"(splits {info['splits']})")
-    console.print(f"median {info['timing']['median_s_per_film']} s per film per process, wall {info['timing']['wall_s']} s")
-    console.print(f"ceiling Pearson r (mask thigh muscle area vs DEXA SMI, {c['films']} bilateral films): "
-                  f"pooled {c['r_pooled']}, women {c['r_F']} (n={c['n_F']}), men {c['r_M']} (n={c['n_M']})")
+    console.print(f"wrote {info['n_films']} films of {info['n_people']} people to {out} (splits {info['splits']})")
+    console.print(
+        f"median {info['timing']['median_s_per_film']} s per film per process, wall {info['timing']['wall_s']} s"
+    )
+    console.print(
+        f"ceiling Pearson r (mask thigh muscle area vs DEXA SMI, {c['films']} bilateral films): "
+        f"pooled {c['r_pooled']}, women {c['r_F']} (n={c['n_F']}), men {c['r_M']} (n={c['n_M']})"
+    )
     console.print(f"share of people under the AWGS 2019 SMI cut-offs: {info['awgs2019_low_smi_share']:.1%}")
     if preview:
         console.print(f"preview: {out / 'preview.png'}")
@@ -91,13 +124,25 @@ def train(
 ) -> None:
     """Train U-Net, U-Net++ or V-Net on the thigh muscle label; best checkpoint by val Dice."""
     from .models import ARCHS, DEFAULT_ENCODER
-    from .trainer import TrainConfig, train as run_training
+    from .trainer import TrainConfig
+    from .trainer import train as run_training
 
     if arch not in ARCHS or classes not in ("binary", "multi"):
         raise fail(f"--arch must be one of {', '.join(ARCHS)}; --classes binary or multi", 2)
-    cfg = TrainConfig(cohort=str(cohort), arch=arch, encoder=encoder or DEFAULT_ENCODER, classes=classes,
-                      epochs=epochs, batch=batch, lr=lr, seed=seed, max_steps=max_steps,
-                      threads=threads, device=device, workers=workers)
+    cfg = TrainConfig(
+        cohort=str(cohort),
+        arch=arch,
+        encoder=encoder or DEFAULT_ENCODER,
+        classes=classes,
+        epochs=epochs,
+        batch=batch,
+        lr=lr,
+        seed=seed,
+        max_steps=max_steps,
+        threads=threads,
+        device=device,
+        workers=workers,
+    )
     try:
         summary = run_training(cfg, run, resume=resume, console=console)
     except (FileExistsError, ValueError, FileNotFoundError) as e:
@@ -114,8 +159,15 @@ def evaluate(
     """Per-case Dice, IoU and area error on each film's own grid; CSV, summary.json and summary.md."""
     from .evaluate import evaluate_run
 
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=True) as bar:
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
         tid = bar.add_task(f"evaluate {split}", total=None)
         try:
             summary = evaluate_run(run, data, split, progress=lambda k, n: bar.update(tid, completed=k, total=n))
@@ -162,7 +214,7 @@ def quantize(
     out: Path = typer.Option(..., "--out", help="Bundle folder to write, e.g. models/default."),
     max_drop: float = typer.Option(0.003, "--max-drop", help="Largest accepted val Dice drop, FP32 -> INT8."),
     calib_films: int = typer.Option(300, "--calib-films", min=1),
-    version: str = typer.Option("0.1.0", "--version"),
+    version: str = typer.Option(__version__, "--version"),
 ) -> None:
     """NNCF INT8 under an accuracy check; writes the model bundle only if the check passes."""
     from quantize.int8 import QuantizeRefused, quantize_run
@@ -183,7 +235,8 @@ def benchmark(
     out: Path = typer.Option(Path("benchmark.md"), "--out", help="Where the table is written."),
 ) -> None:
     """torch eager, ONNX Runtime, OpenVINO FP32/FP16/bf16 and INT8 on the same films: a table."""
-    from quantize.benchmark import BACKENDS, main as run_benchmark
+    from quantize.benchmark import BACKENDS
+    from quantize.benchmark import main as run_benchmark
 
     run_benchmark(run, bundle, data, films, out, ",".join(BACKENDS))
 

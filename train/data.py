@@ -2,6 +2,7 @@
 preprocessed arrays, so that training reads each film once, through edge's reader and
 preprocessing: the model sees exactly the pixels the clinic will give it.
 """
+
 from __future__ import annotations
 
 import csv
@@ -50,11 +51,20 @@ def load_cases(cohort: Path, split: str | None = None) -> list[Case]:
     for r in rows:
         if wanted and r.get("split") not in wanted:
             continue
-        out.append(Case(
-            case_id=r["case_id"], person_id=r.get("person_id") or r["case_id"], image=cohort / r["image"],
-            mask=(cohort / r["mask"]) if r.get("mask") else None, split=r.get("split", ""),
-            sex=r.get("sex") or None, height_m=_float(r.get("height_m")), dexa_smi=_float(r.get("dexa_smi")),
-            view=r.get("view") or "both", row=r))
+        out.append(
+            Case(
+                case_id=r["case_id"],
+                person_id=r.get("person_id") or r["case_id"],
+                image=cohort / r["image"],
+                mask=(cohort / r["mask"]) if r.get("mask") else None,
+                split=r.get("split", ""),
+                sex=r.get("sex") or None,
+                height_m=_float(r.get("height_m")),
+                dexa_smi=_float(r.get("dexa_smi")),
+                view=r.get("view") or "both",
+                row=r,
+            )
+        )
     return out
 
 
@@ -71,8 +81,9 @@ def _key(case: Case, size: tuple[int, int]) -> str:
     return f"{case.case_id}_{h}.npz"
 
 
-def cached_arrays(cases: list[Case], cache: Path, size: tuple[int, int] = DEFAULT_SIZE,
-                  progress=None) -> tuple[np.ndarray, np.ndarray]:
+def cached_arrays(
+    cases: list[Case], cache: Path, size: tuple[int, int] = DEFAULT_SIZE, progress=None
+) -> tuple[np.ndarray, np.ndarray]:
     """(N, H, W) float16 model inputs and (N, H, W) uint8 label maps, built once and cached."""
     cache = Path(cache)
     cache.mkdir(parents=True, exist_ok=True)

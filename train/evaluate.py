@@ -3,6 +3,7 @@
 Any predictor works (torch model, OpenVINO FP32 or INT8): a callable that takes the (1, 1, H, W)
 model input and returns the thigh-muscle probability (H, W) on the model grid.
 """
+
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from edge.bundle import MANIFEST
 from edge.files import write_csv_atomic, write_text_atomic
 from edge.measure import thigh_areas
 from edge.preprocess import DEFAULT_SIZE, flip_average, to_film_grid, to_model_input
@@ -36,8 +38,9 @@ def predict_mask(predictor: Predictor, pixels: np.ndarray, size: tuple[int, int]
     return to_film_grid(predictor(x), box) > 0.5
 
 
-def evaluate_cases(predictor: Predictor, cases: list[Case], size: tuple[int, int] = DEFAULT_SIZE,
-                   progress=None) -> list[dict]:
+def evaluate_cases(
+    predictor: Predictor, cases: list[Case], size: tuple[int, int] = DEFAULT_SIZE, progress=None
+) -> list[dict]:
     rows = []
     for i, case in enumerate(cases):
         film = read_film(case.image)
@@ -46,18 +49,27 @@ def evaluate_cases(predictor: Predictor, cases: list[Case], size: tuple[int, int
         d, j = dice_iou(pred, truth)
         ap = thigh_areas(pred, film.spacing_mm, film.pixels)
         at = thigh_areas(truth, film.spacing_mm, film.pixels)
-        rows.append({
-            "case_id": case.case_id, "person_id": case.person_id, "split": case.split, "view": case.view,
-            "sex": case.sex or "", "height_m": case.height_m if case.height_m is not None else "",
-            "dexa_smi": case.dexa_smi if case.dexa_smi is not None else "",
-            "dice": round(d, 5), "iou": round(j, 5),
-            "area_true_cm2": round(at.total, 3), "area_pred_cm2": round(ap.total, 3),
-            "area_err_cm2": round(ap.total - at.total, 3),
-            "area_err_pct": round(100.0 * (ap.total - at.total) / at.total, 3) if at.total else "",
-            "right_pred_cm2": "" if ap.right is None else round(ap.right, 3),
-            "left_pred_cm2": "" if ap.left is None else round(ap.left, 3),
-            "sides_seen": ap.sides_seen, "unit": ap.unit,
-        })
+        rows.append(
+            {
+                "case_id": case.case_id,
+                "person_id": case.person_id,
+                "split": case.split,
+                "view": case.view,
+                "sex": case.sex or "",
+                "height_m": case.height_m if case.height_m is not None else "",
+                "dexa_smi": case.dexa_smi if case.dexa_smi is not None else "",
+                "dice": round(d, 5),
+                "iou": round(j, 5),
+                "area_true_cm2": round(at.total, 3),
+                "area_pred_cm2": round(ap.total, 3),
+                "area_err_cm2": round(ap.total - at.total, 3),
+                "area_err_pct": round(100.0 * (ap.total - at.total) / at.total, 3) if at.total else "",
+                "right_pred_cm2": "" if ap.right is None else round(ap.right, 3),
+                "left_pred_cm2": "" if ap.left is None else round(ap.left, 3),
+                "sides_seen": ap.sides_seen,
+                "unit": ap.unit,
+            }
+        )
         if progress:
             progress(i + 1, len(cases))
     return rows
@@ -68,8 +80,13 @@ def summarise(rows: list[dict]) -> dict:
     for k in ("dice", "iou", "area_err_cm2", "area_err_pct"):
         v = np.array([float(r[k]) for r in rows if r[k] != ""], float)
         if v.size:
-            out[k] = {"mean": round(float(v.mean()), 5), "sd": round(float(v.std(ddof=1)) if v.size > 1 else 0.0, 5),
-                      "median": round(float(np.median(v)), 5), "min": round(float(v.min()), 5), "max": round(float(v.max()), 5)}
+            out[k] = {
+                "mean": round(float(v.mean()), 5),
+                "sd": round(float(v.std(ddof=1)) if v.size > 1 else 0.0, 5),
+                "median": round(float(np.median(v)), 5),
+                "min": round(float(v.min()), 5),
+                "max": round(float(v.max()), 5),
+            }
     v = np.array([abs(float(r["area_err_pct"])) for r in rows if r["area_err_pct"] != ""], float)
     if v.size:
         out["abs_area_err_pct"] = {"mean": round(float(v.mean()), 4), "median": round(float(np.median(v)), 4)}
@@ -80,12 +97,20 @@ def write_report(rows: list[dict], summary: dict, out: Path, title: str) -> None
     out.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(out / "cases.csv", rows)
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
-    lines = [f"# {title}", "", f"{summary['n']} films, metrics on each film's own pixel grid.", "",
-             "| metric | mean | SD | median | min | max |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# {title}",
+        "",
+        f"{summary['n']} films, metrics on each film's own pixel grid.",
+        "",
+        "| metric | mean | SD | median | min | max |",
+        "|---|---|---|---|---|---|",
+    ]
     for k in ("dice", "iou", "area_err_cm2", "area_err_pct"):
         if k in summary:
             s = summary[k]
-            lines.append(f"| {k} | {s['mean']:.4f} | {s['sd']:.4f} | {s['median']:.4f} | {s['min']:.4f} | {s['max']:.4f} |")
+            lines.append(
+                f"| {k} | {s['mean']:.4f} | {s['sd']:.4f} | {s['median']:.4f} | {s['min']:.4f} | {s['max']:.4f} |"
+            )
     write_text_atomic(out / "summary.md", "\n".join(lines) + "\n")
 
 
@@ -110,7 +135,11 @@ def bundle_predictor(bundle_dir: Path) -> tuple[Predictor, tuple[int, int], str]
 
     b = load_bundle(bundle_dir, require_trust=False)  # the training side checks files, not trust
     compiled = compile_bundle(b)
-    return (lambda x: muscle_probability(compiled, x)), b.input_size, f"{b.manifest['architecture']} {b.manifest['precision']}"
+    return (
+        (lambda x: muscle_probability(compiled, x)),
+        b.input_size,
+        f"{b.manifest['architecture']} {b.manifest['precision']}",
+    )
 
 
 # Bump when the way a film becomes a mask changes, so stored evaluations are not reused.
@@ -130,7 +159,7 @@ def evaluate_run(run: Path, cohort: Path, split: str = "test", progress=None) ->
     cases = load_cases(cohort, split)
     if not cases:
         raise ValueError(f"no films in split {split!r} of {cohort}")
-    if (run / "manifest.json").exists():
+    if (run / MANIFEST).exists():
         predictor, size, what = bundle_predictor(run)
         out = Path.cwd() / f"eval_{run.name}_{Path(cohort).name}_{split}"
         key = {}

@@ -4,6 +4,7 @@ The V-Net is written here (about 60 lines) rather than taken from MONAI: MONAI w
 dependency for one network, and the 2-D form of Milletari et al.'s design (residual stages of
 5x5 convolutions, strided-convolution down-sampling, PReLU) is small enough to own.
 """
+
 from __future__ import annotations
 
 import torch
@@ -29,21 +30,33 @@ class _ResStage(nn.Module):
 class VNet2D(nn.Module):
     """2-D V-Net: residual stages, 2x2 strided down-convolutions, transposed up-convolutions."""
 
-    def __init__(self, in_channels: int = 1, classes: int = 1, base: int = 16,
-                 convs: tuple[int, ...] = (1, 2, 3, 3, 3)) -> None:
+    def __init__(
+        self, in_channels: int = 1, classes: int = 1, base: int = 16, convs: tuple[int, ...] = (1, 2, 3, 3, 3)
+    ) -> None:
         super().__init__()
         chs = [base * 2**i for i in range(len(convs))]
-        self.inp = nn.Sequential(nn.Conv2d(in_channels, chs[0], 5, padding=2, bias=False), nn.BatchNorm2d(chs[0]), nn.PReLU(chs[0]))
+        self.inp = nn.Sequential(
+            nn.Conv2d(in_channels, chs[0], 5, padding=2, bias=False), nn.BatchNorm2d(chs[0]), nn.PReLU(chs[0])
+        )
         self.enc = nn.ModuleList(_ResStage(c, n) for c, n in zip(chs, convs))
         self.down = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(chs[i], chs[i + 1], 2, stride=2, bias=False), nn.BatchNorm2d(chs[i + 1]), nn.PReLU(chs[i + 1]))
-            for i in range(len(chs) - 1))
+            nn.Sequential(
+                nn.Conv2d(chs[i], chs[i + 1], 2, stride=2, bias=False), nn.BatchNorm2d(chs[i + 1]), nn.PReLU(chs[i + 1])
+            )
+            for i in range(len(chs) - 1)
+        )
         self.up = nn.ModuleList(
-            nn.Sequential(nn.ConvTranspose2d(chs[i + 1], chs[i], 2, stride=2, bias=False), nn.BatchNorm2d(chs[i]), nn.PReLU(chs[i]))
-            for i in range(len(chs) - 1))
+            nn.Sequential(
+                nn.ConvTranspose2d(chs[i + 1], chs[i], 2, stride=2, bias=False),
+                nn.BatchNorm2d(chs[i]),
+                nn.PReLU(chs[i]),
+            )
+            for i in range(len(chs) - 1)
+        )
         self.fuse = nn.ModuleList(
             nn.Sequential(nn.Conv2d(2 * chs[i], chs[i], 1, bias=False), nn.BatchNorm2d(chs[i]), nn.PReLU(chs[i]))
-            for i in range(len(chs) - 1))
+            for i in range(len(chs) - 1)
+        )
         self.dec = nn.ModuleList(_ResStage(chs[i], max(convs[i], 1)) for i in range(len(chs) - 1))
         self.head = nn.Conv2d(chs[0], classes, 1)
 
@@ -71,8 +84,9 @@ def build_model(arch: str, encoder: str = DEFAULT_ENCODER, classes: int = 1) -> 
         return smp.Unet(encoder_name=encoder, encoder_weights=None, in_channels=1, classes=classes)
     if arch == "unetpp":
         # A lighter decoder than smp's default (256..16): the nested blocks dominate CPU time.
-        return smp.UnetPlusPlus(encoder_name=encoder, encoder_weights=None, in_channels=1, classes=classes,
-                                decoder_channels=UNETPP_DECODER)
+        return smp.UnetPlusPlus(
+            encoder_name=encoder, encoder_weights=None, in_channels=1, classes=classes, decoder_channels=UNETPP_DECODER
+        )
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)}")
 
 

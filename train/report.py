@@ -5,6 +5,7 @@ eval_test/summary.json, calibration.json), except the latency column, which this
 
     python -m train.report COHORT RUN [RUN ...] --final RUN --out train/RESULTS.md
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,10 @@ import typer
 
 from .calibrate import calibration_markdown
 
-HEADER = ("| model | encoder | params (M) | GFLOPs / film | torch ms / film | input | epochs | training time | "
-          "Dice mean +- SD | IoU mean +- SD | abs area err % (median) |")
+HEADER = (
+    "| model | encoder | params (M) | GFLOPs / film | torch ms / film | input | epochs | training time | "
+    "Dice mean +- SD | IoU mean +- SD | abs area err % (median) |"
+)
 
 
 def gflops(model, size: tuple[int, int]) -> float:
@@ -56,8 +59,10 @@ def commands(run: Path, cohort: Path) -> list[str]:
     out = []
     for h in hist:
         thr = f" --threads {h['threads']}" if h.get("threads") else ""
-        out.append(f"sarco train {cohort} --run {run} --arch {cfg['arch']}{enc} --epochs {h['epochs']}"
-                   f"{' --resume' if h.get('resume') else ''}{thr}")
+        out.append(
+            f"sarco train {cohort} --run {run} --arch {cfg['arch']}{enc} --epochs {h['epochs']}"
+            f"{' --resume' if h.get('resume') else ''}{thr}"
+        )
     return out
 
 
@@ -71,9 +76,11 @@ def row(run: Path) -> tuple[str, dict]:
 
     model = build_model(s["arch"], meta["config"]["encoder"]).eval()
     g, ms = gflops(model, size), torch_latency_ms(model, size)
-    line = (f"| {s['arch']} | {enc} | {s['params'] / 1e6:.2f} | {g:.1f} | {ms:.0f} | {size[0]}x{size[1]} | {s['epochs']} | "
-            f"{s['train_seconds'] / 60:.0f} min | {ev['dice']['mean']:.4f} +- {ev['dice']['sd']:.4f} | "
-            f"{ev['iou']['mean']:.4f} +- {ev['iou']['sd']:.4f} | {ev['abs_area_err_pct']['median']:.2f} |")
+    line = (
+        f"| {s['arch']} | {enc} | {s['params'] / 1e6:.2f} | {g:.1f} | {ms:.0f} | {size[0]}x{size[1]} | {s['epochs']} | "
+        f"{s['train_seconds'] / 60:.0f} min | {ev['dice']['mean']:.4f} +- {ev['dice']['sd']:.4f} | "
+        f"{ev['iou']['mean']:.4f} +- {ev['iou']['sd']:.4f} | {ev['abs_area_err_pct']['median']:.2f} |"
+    )
     return line, ev
 
 
@@ -82,26 +89,35 @@ def target_lines(ev: dict | None, cal: dict | None) -> list[str]:
     out = ["| target | measured | met |", "|---|---|---|"]
     if ev:
         d, i = ev["dice"]["mean"], ev["iou"]["mean"]
-        out += [f"| U-Net++ Dice >= 0.95 | {d:.4f} | {'yes' if d >= 0.95 else 'no'} |",
-                f"| U-Net++ IoU >= 0.93 | {i:.4f} | {'yes' if i >= 0.93 else 'no'} |"]
+        out += [
+            f"| U-Net++ Dice >= 0.95 | {d:.4f} | {'yes' if d >= 0.95 else 'no'} |",
+            f"| U-Net++ IoU >= 0.93 | {i:.4f} | {'yes' if i >= 0.93 else 'no'} |",
+        ]
     if cal:
         m, c = cal["model"]["test"], cal["ceiling"]["test"]
         dr = m["pearson"]["r"] - c["pearson"]["r"]
-        out.append(f"| r within 0.01 of the mask ceiling (or above it) | {m['pearson']['r']:.3f} vs {c['pearson']['r']:.3f} "
-                   f"({dr:+.3f}) | {'yes' if dr >= -0.01 else 'no'} |")
+        out.append(
+            f"| r within 0.01 of the mask ceiling (or above it) | {m['pearson']['r']:.3f} vs {c['pearson']['r']:.3f} "
+            f"({dr:+.3f}) | {'yes' if dr >= -0.01 else 'no'} |"
+        )
         for k in m["flags"]:
             am, ac = m["flags"][k]["auc"], c["flags"][k]["auc"]
             if am is None or ac is None:  # a test split without both classes has no AUC
                 out.append(f"| {k} flag AUC within 0.02 of the ceiling | not computable | - |")
                 continue
-            out.append(f"| {k} flag AUC within 0.02 of the ceiling (or above it) | {am:.3f} vs {ac:.3f} "
-                       f"({am - ac:+.3f}) | {'yes' if am - ac >= -0.02 else 'no'} |")
+            out.append(
+                f"| {k} flag AUC within 0.02 of the ceiling (or above it) | {am:.3f} vs {ac:.3f} "
+                f"({am - ac:+.3f}) | {'yes' if am - ac >= -0.02 else 'no'} |"
+            )
     return out
 
 
-def main(cohort: Path, runs: list[Path] = typer.Argument(None, help="Runs trained at an equal budget."),
-         final: Path = typer.Option(None, "--final", help="The run the default bundle is quantized from."),
-         out: Path = typer.Option(Path("train/RESULTS.md"))) -> None:
+def main(
+    cohort: Path,
+    runs: list[Path] = typer.Argument(None, help="Runs trained at an equal budget."),
+    final: Path = typer.Option(None, "--final", help="The run the default bundle is quantized from."),
+    out: Path = typer.Option(Path("train/RESULTS.md")),
+) -> None:
     import torch
 
     torch.set_num_threads(2)
@@ -109,49 +125,80 @@ def main(cohort: Path, runs: list[Path] = typer.Argument(None, help="Runs traine
     info = json.loads((cohort / "dataset.json").read_text())
     c = info["ceiling"]
     lines = [
-        "# Reproducing the study's comparison on the phantom cohort", "",
-        "Generated by `python -m train.report " + " ".join([str(cohort), *map(str, runs)])
-        + (f" --final {final}" if final else "") + f" --out {out}` from the files the commands below wrote; "
+        "# Reproducing the study's comparison on the phantom cohort",
+        "",
+        "Generated by `python -m train.report "
+        + " ".join([str(cohort), *map(str, runs)])
+        + (f" --final {final}" if final else "")
+        + f" --out {out}` from the files the commands below wrote; "
         "the torch ms column is measured by the report itself (median of 10 forward passes at batch 1, "
-        "2 threads, FP32). Synthetic films only.", "",
-        "## Cohort", "",
+        "2 threads, FP32). Synthetic films only.",
+        "",
+        "## Cohort",
+        "",
         f"`sarco phantom {cohort} --n {info['n_films']} --seed {info['seed']} --workers 2`: "
         f"{info['n_films']} films of {info['n_people']} people, generator {info['generator']['name']} "
         f"{info['generator']['version']}, seed {info['seed']}, ImagerPixelSpacing {info['parameters']['imager_pixel_spacing_mm']} mm, "
-        f"splits by person {info['splits']}. People under the AWGS 2019 SMI cut-offs: {info['awgs2019_low_smi_share']:.1%}.", "",
+        f"splits by person {info['splits']}. People under the AWGS 2019 SMI cut-offs: {info['awgs2019_low_smi_share']:.1%}.",
+        "",
         f"Ceiling Pearson r (mask thigh muscle area vs DEXA SMI, {c['films']} bilateral films): pooled {c['r_pooled']}, "
-        f"women {c['r_F']} (n={c['n_F']}), men {c['r_M']} (n={c['n_M']}).", "",
+        f"women {c['r_F']} (n={c['n_F']}), men {c['r_M']} (n={c['n_M']}).",
+        "",
         f"Machine: {platform.processor() or platform.machine()}, 2 CPU cores, torch eager FP32, no GPU. "
         "Segmentation metrics are on the test split, on each film's own pixel grid "
         f"(`sarco evaluate RUN --data {cohort} --split test`), with the clinic's prediction path: the "
         "model's probability on the film and on its mirror image averaged (`edge.preprocess.flip_average`), "
-        "mapped bilinearly to the film's grid, threshold 0.5.", "",
+        "mapped bilinearly to the film's grid, threshold 0.5.",
+        "",
     ]
     final_ev = cal = None
     if final:
         line, final_ev = row(final)
-        lines += ["## The default model", "", HEADER, "|" + "---|" * 11, line, "",
-                  "Trained by:", "", *[f"    {cmd}" for cmd in commands(final, cohort)], "",
-                  "Training time is the sum of the training loops' wall time over these commands "
-                  "(validation included, start-up and caching excluded).", ""]
+        lines += [
+            "## The default model",
+            "",
+            HEADER,
+            "|" + "---|" * 11,
+            line,
+            "",
+            "Trained by:",
+            "",
+            *[f"    {cmd}" for cmd in commands(final, cohort)],
+            "",
+            "Training time is the sum of the training loops' wall time over these commands "
+            "(validation included, start-up and caching excluded).",
+            "",
+        ]
         if (final / "calibration.json").exists():
             cal = json.loads((final / "calibration.json").read_text())
     if runs:
         epochs = sorted({json.loads((r / "train_summary.json").read_text())["epochs"] for r in runs})
-        lines += ["## Architectures and encoders at an equal budget", "",
-                  f"Each trained for {', '.join(map(str, epochs))} epochs with the same seed, batch, learning rate "
-                  "and schedule, one torch thread per run, two runs side by side on the 2 cores (so a training "
-                  "time here is a one-core time; other work shared the machine during parts of these runs, so the "
-                  "times are upper bounds; Dice and IoU do not depend on it).", "", HEADER, "|" + "---|" * 11]
+        lines += [
+            "## Architectures and encoders at an equal budget",
+            "",
+            f"Each trained for {', '.join(map(str, epochs))} epochs with the same seed, batch, learning rate "
+            "and schedule, one torch thread per run, two runs side by side on the 2 cores (so a training "
+            "time here is a one-core time; other work shared the machine during parts of these runs, so the "
+            "times are upper bounds; Dice and IoU do not depend on it).",
+            "",
+            HEADER,
+            "|" + "---|" * 11,
+        ]
         cmds = []
         for run in runs:
             lines.append(row(run)[0])
             cmds += commands(run, cohort)
         lines += ["", "Trained by:", "", *[f"    {cmd}" for cmd in cmds], ""]
     if cal:
-        lines += [f"## SMI calibration of the default model ({final})", "",
-                  f"`sarco calibrate {final} --data {cohort}`", "", calibration_markdown(cal),
-                  f"Study figures: {cal['study']['source']}.", ""]
+        lines += [
+            f"## SMI calibration of the default model ({final})",
+            "",
+            f"`sarco calibrate {final} --data {cohort}`",
+            "",
+            calibration_markdown(cal),
+            f"Study figures: {cal['study']['source']}.",
+            "",
+        ]
     if final_ev or cal:
         lines += ["## Targets of the training issue", "", *target_lines(final_ev, cal), ""]
     out.write_text("\n".join(lines) + "\n")

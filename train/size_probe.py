@@ -4,6 +4,7 @@ training step and of one inference of U-Net++ at that size.
 
     python -m train.size_probe COHORT [--films 40] [--out size_probe.md]
 """
+
 from __future__ import annotations
 
 import time
@@ -63,12 +64,19 @@ def step_seconds(size: tuple[int, int], encoder: str) -> tuple[float, float]:
     return train_s, (time.perf_counter() - t) / 3
 
 
-def main(cohort: Path, films: int = typer.Option(40), encoder: str = typer.Option("mobilenet_v2"),
-         out: Path = typer.Option(Path("size_probe.md"))) -> None:
-    lines = [f"Input size probe on {cohort.name} ({films} films), U-Net++ {encoder}, torch eager FP32, "
-             f"{__import__('os').cpu_count()} CPU cores, channels_last, batch 4 for the training step.", "",
-             "| H x W | floor Dice (median) | floor abs area err % (median) | (95th pct) | train step s | inference s |",
-             "|---|---|---|---|---|---|"]
+def main(
+    cohort: Path,
+    films: int = typer.Option(40),
+    encoder: str = typer.Option("mobilenet_v2"),
+    out: Path = typer.Option(Path("size_probe.md")),
+) -> None:
+    lines = [
+        f"Input size probe on {cohort.name} ({films} films), U-Net++ {encoder}, torch eager FP32, "
+        f"{__import__('os').cpu_count()} CPU cores, channels_last, batch 4 for the training step.",
+        "",
+        "| H x W | floor Dice (median) | floor abs area err % (median) | (95th pct) | train step s | inference s |",
+        "|---|---|---|---|---|---|",
+    ]
     for size in SIZES:
         d, e50, e95 = floor_metrics(cohort, films, size)
         tr, inf = step_seconds(size, encoder)

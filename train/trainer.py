@@ -2,6 +2,7 @@
 cohort, augmentations, the best checkpoint by validation Dice, a CSV log and a PNG of the curves.
 Resumable (last.pt holds model, optimiser, schedule and random state) and seeded.
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,18 +28,18 @@ class TrainConfig:
     cohort: str
     arch: str = "unetpp"
     encoder: str = DEFAULT_ENCODER
-    classes: str = "binary"          # "binary": thigh muscle only; "multi": all five labels
+    classes: str = "binary"  # "binary": thigh muscle only; "multi": all five labels
     size: tuple[int, int] = DEFAULT_SIZE
     epochs: int = 30
     batch: int = 4
     lr: float = 1e-3
     weight_decay: float = 1e-4
     seed: int = 0
-    max_steps: int | None = None     # stop early (tests, quick probes)
-    threads: int = 0                 # 0: torch's default
+    max_steps: int | None = None  # stop early (tests, quick probes)
+    threads: int = 0  # 0: torch's default
     cache: str | None = None
-    device: str = "auto"             # "auto": CUDA when present, else CPU
-    workers: int = 0                 # processes that augment batches ahead of the model (0: in line)
+    device: str = "auto"  # "auto": CUDA when present, else CPU
+    workers: int = 0  # processes that augment batches ahead of the model (0: in line)
 
     @property
     def n_out(self) -> int:
@@ -92,9 +93,11 @@ def _curves_png(log_path: Path, png: Path) -> None:
     ep = [int(r["epoch"]) for r in rows]
     fig, ax = plt.subplots(1, 2, figsize=(9, 3.2))
     ax[0].plot(ep, [float(r["train_loss"]) for r in rows])
-    ax[0].set_xlabel("epoch"); ax[0].set_ylabel("train loss (BCE + Dice)")
+    ax[0].set_xlabel("epoch")
+    ax[0].set_ylabel("train loss (BCE + Dice)")
     ax[1].plot(ep, [float(r["val_dice"]) for r in rows])
-    ax[1].set_xlabel("epoch"); ax[1].set_ylabel("val Dice (model grid)")
+    ax[1].set_xlabel("epoch")
+    ax[1].set_ylabel("val Dice (model grid)")
     fig.tight_layout()
     fig.savefig(png, dpi=100)
     plt.close(fig)
@@ -136,8 +139,11 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
 
     global _TRAIN
     _TRAIN = (xtr, ytr)
-    dev = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
-                       ("cpu" if cfg.device == "auto" else cfg.device))
+    dev = torch.device(
+        "cuda"
+        if cfg.device == "auto" and torch.cuda.is_available()
+        else ("cpu" if cfg.device == "auto" else cfg.device)
+    )
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, cfg.encoder, cfg.n_out).to(dev, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -147,6 +153,7 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
         total_steps = min(total_steps, cfg.max_steps)
     # Warm-up then cosine, a pure function of the step: a resumed run may extend its epochs.
     warm = max(int(0.05 * total_steps), 1)
+
     def lr_factor(s: int) -> float:
         return min((s + 1) / warm, 0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * min(s / max(total_steps, 1), 1.0))))
 
@@ -156,7 +163,8 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
     last = run / "last.pt"
     if resume and last.exists():
         ck = torch.load(last, map_location=dev, weights_only=False)
-        model.load_state_dict(ck["model"]); opt.load_state_dict(ck["opt"])
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["opt"])
         state = ck["state"]
         # The rate is a function of the step alone, so it is set from the step rather than from the
         # saved scheduler: that works when --epochs grows, and for checkpoints of older schedulers.
@@ -170,11 +178,27 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
     history = []
     if resume and (run / "run.json").exists():
         history = json.loads((run / "run.json").read_text()).get("history", [])
-    history.append({"epochs": cfg.epochs, "from_epoch": state["epoch"], "resume": bool(resume and state["epoch"]),
-                    "threads": cfg.threads})
-    meta = {"config": asdict(cfg), "history": history, "params": count_params(model), "preprocessing": {
-        "size": list(cfg.size), "normalise_percentiles": list(PERCENTILES), "letterbox": "aspect kept, zero pad, centred",
-        "version": PREP_VERSION}, "cohort": dataset_info(cohort), "labels": {"thigh_muscle": 1}}
+    history.append(
+        {
+            "epochs": cfg.epochs,
+            "from_epoch": state["epoch"],
+            "resume": bool(resume and state["epoch"]),
+            "threads": cfg.threads,
+        }
+    )
+    meta = {
+        "config": asdict(cfg),
+        "history": history,
+        "params": count_params(model),
+        "preprocessing": {
+            "size": list(cfg.size),
+            "normalise_percentiles": list(PERCENTILES),
+            "letterbox": "aspect kept, zero pad, centred",
+            "version": PREP_VERSION,
+        },
+        "cohort": dataset_info(cohort),
+        "labels": {"thigh_muscle": 1},
+    }
     write_text_atomic(run / "run.json", json.dumps(meta, indent=2, default=str))
     log = run / "log.csv"
     if not log.exists():
@@ -183,16 +207,28 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
     import multiprocessing
 
     pool = multiprocessing.get_context("fork").Pool(cfg.workers) if cfg.workers > 0 else None
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("loss {task.fields[loss]:.4f}"),
-                  TextColumn("val Dice {task.fields[dice]:.4f}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                  console=console, transient=False, disable=console is None) as bar:
-        tid = bar.add_task(f"{cfg.arch}", total=total_steps, completed=state["step"], loss=0.0, dice=max(state["best_dice"], 0))
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("loss {task.fields[loss]:.4f}"),
+        TextColumn("val Dice {task.fields[dice]:.4f}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+        disable=console is None,
+    ) as bar:
+        tid = bar.add_task(
+            f"{cfg.arch}", total=total_steps, completed=state["step"], loss=0.0, dice=max(state["best_dice"], 0)
+        )
         while state["step"] < total_steps:
             t0 = time.perf_counter()
             model.train()
             order = rng.permutation(len(tr_cases))
             losses = []
-            jobs = [(list(order[b0:b0 + cfg.batch]), state["epoch"], cfg.seed) for b0 in range(0, len(order), cfg.batch)]
+            jobs = [
+                (list(order[b0 : b0 + cfg.batch]), state["epoch"], cfg.seed) for b0 in range(0, len(order), cfg.batch)
+            ]
             batches = pool.imap(_aug_batch, jobs) if pool else map(_aug_batch, jobs)
             for xa, ya in batches:
                 if state["step"] >= total_steps:
@@ -214,20 +250,46 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
             state["seconds"] += time.perf_counter() - t0
             if dice > state["best_dice"]:
                 state["best_dice"], state["best_epoch"] = dice, state["epoch"]
-                _save({"model": {k: v.cpu() for k, v in model.state_dict().items()}, "config": asdict(cfg),
-                       "epoch": state["epoch"], "val_dice": dice}, run / "best.pt")
+                _save(
+                    {
+                        "model": {k: v.cpu() for k, v in model.state_dict().items()},
+                        "config": asdict(cfg),
+                        "epoch": state["epoch"],
+                        "val_dice": dice,
+                    },
+                    run / "best.pt",
+                )
             with open(log, "a") as f:
-                f.write(f"{state['epoch']},{state['step']},{np.mean(losses) if losses else float('nan'):.5f},{dice:.5f},"
-                        f"{sched.get_last_lr()[0]:.6g},{state['seconds']:.1f}\n")
-            _save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(), "state": state,
-                   "rng": rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "config": asdict(cfg)}, last)
+                f.write(
+                    f"{state['epoch']},{state['step']},{np.mean(losses) if losses else float('nan'):.5f},{dice:.5f},"
+                    f"{sched.get_last_lr()[0]:.6g},{state['seconds']:.1f}\n"
+                )
+            _save(
+                {
+                    "model": model.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "state": state,
+                    "rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state(),
+                    "config": asdict(cfg),
+                },
+                last,
+            )
             bar.update(tid, dice=state["best_dice"])
     if pool:
         pool.close()
     _curves_png(log, run / "curves.png")
-    summary = {"arch": cfg.arch, "encoder": cfg.encoder if cfg.arch != "vnet" else None, "params": count_params(model),
-               "epochs": state["epoch"], "steps": state["step"], "train_seconds": round(state["seconds"], 1),
-               "best_val_dice_model_grid": round(state["best_dice"], 5), "best_epoch": state["best_epoch"]}
+    summary = {
+        "arch": cfg.arch,
+        "encoder": cfg.encoder if cfg.arch != "vnet" else None,
+        "params": count_params(model),
+        "epochs": state["epoch"],
+        "steps": state["step"],
+        "train_seconds": round(state["seconds"], 1),
+        "best_val_dice_model_grid": round(state["best_dice"], 5),
+        "best_epoch": state["best_epoch"],
+    }
     write_text_atomic(run / "train_summary.json", json.dumps(summary, indent=2))
     return summary
 
@@ -237,9 +299,11 @@ def validate(model, xva: np.ndarray, yva: np.ndarray, classes: str, batch: int, 
     model.eval()
     scores: list[float] = []
     for b0 in range(0, len(xva), batch):
-        xb = torch.from_numpy(xva[b0:b0 + batch].astype(np.float32)[:, None]).to(dev or "cpu", memory_format=torch.channels_last)
+        xb = torch.from_numpy(xva[b0 : b0 + batch].astype(np.float32)[:, None]).to(
+            dev or "cpu", memory_format=torch.channels_last
+        )
         prob = muscle_prob(model(xb).float(), classes).cpu()
-        scores += dice_batch(prob, torch.from_numpy(yva[b0:b0 + batch]))
+        scores += dice_batch(prob, torch.from_numpy(yva[b0 : b0 + batch]))
     return float(np.mean(scores)) if scores else 0.0
 
 

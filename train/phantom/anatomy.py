@@ -6,6 +6,7 @@ implants are metal rods, spheres and shells. The muscle compartment's cross-sect
 from the person's muscle volume (PHANTOM.md), so the image's muscle width follows the mass only
 through geometry: a frontal film sees the width, not the depth.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -24,8 +25,8 @@ SIDE_CODE = {"R": 1, "L": 2}
 class Projection:
     grid: Grid
     maps: dict[str, np.ndarray]
-    labels: np.ndarray      # uint8, values of LABELS
-    side: np.ndarray        # uint8, 1 = patient's right leg, 2 = left, 0 = neither
+    labels: np.ndarray  # uint8, values of LABELS
+    side: np.ndarray  # uint8, 1 = patient's right leg, 2 = left, 0 = neither
     levels: dict[str, float] = field(default_factory=dict)
 
     def path_lengths(self) -> dict[str, np.ndarray]:
@@ -35,9 +36,16 @@ class Projection:
         muscle = np.maximum(m["comp"] - bone, 0.0)
         fat = np.maximum(m["soft"] - m["comp"] - np.maximum(bone - m["comp"], 0.0), 0.0)
         gas = np.minimum(m["gas"], muscle)
-        return {"muscle": muscle - gas, "fat": fat, "cort": m["cort"], "trab": m["trab"],
-                "marrow": m["marrow"], "metal": m["metal"], "lead": m["lead"],
-                "plastic": m["plastic"]}
+        return {
+            "muscle": muscle - gas,
+            "fat": fat,
+            "cort": m["cort"],
+            "trab": m["trab"],
+            "marrow": m["marrow"],
+            "metal": m["metal"],
+            "lead": m["lead"],
+            "plastic": m["plastic"],
+        }
 
 
 class _Bone:
@@ -75,7 +83,7 @@ class _Bone:
         local: dict[str, np.ndarray] = {}
         for (rs, cs), chord, tissue in self.parts:
             buf = local.setdefault(tissue, np.zeros((r1 - r0, c1 - c0), np.float32))
-            sub = buf[rs.start - r0:rs.stop - r0, cs.start - c0:cs.stop - c0]
+            sub = buf[rs.start - r0 : rs.stop - r0, cs.start - c0 : cs.stop - c0]
             np.maximum(sub, chord, out=sub)
         for tissue, buf in local.items():
             maps[tissue][r0:r1, c0:c1] += buf
@@ -118,7 +126,7 @@ def _thigh_profile(p: Person, leg: Leg, y: np.ndarray):
     tt = np.linspace(0, 1, 201)
     norm = np.trapezoid(_interp(tt, knots), tt) * L
     vol = leg.thigh_muscle_kg * 1000.0 / MUSCLE_DENSITY_G_CM3
-    csa = vol / norm * _interp(t, knots)                      # muscle cross-section, cm^2
+    csa = vol / norm * _interp(t, knots)  # muscle cross-section, cm^2
     femur_area = np.pi * leg.femur_radius**2
     a_m = np.sqrt((csa + femur_area) / (np.pi * p.depth_ratio))
     b_m = a_m * p.depth_ratio
@@ -198,7 +206,7 @@ def _leg_soft(grid: Grid, p: Person, leg: Leg, maps, labels, side, levels) -> No
             lab[m1] = LABELS["thigh_muscle"]
             sd[m2] = code
         else:
-            rows_ok = (yy >= levels["tibial_plateau"])
+            rows_ok = yy >= levels["tibial_plateau"]
             m4 = rows_ok & (cm > 0.05)
             lab[m4] = LABELS["calf_muscle"]
             sd[m4] = code
@@ -217,17 +225,26 @@ def _femur(grid: Grid, p: Person, leg: Leg, maps) -> None:
     C = (K[0] + d[0] * 3.5, K[1] + d[1] * 3.5)
     b.shell(capsule(grid, D, C, R, 3.0, 1.1), capsule(grid, D, C, R - c, 2.7, 1.1), "trab")
     cond = (K[0], K[1] - 2.6)
-    b.shell(ellipsoid(grid, cond[0], cond[1], 4.0, 2.3, 3.4), ellipsoid(grid, cond[0], cond[1], 3.75, 2.05, 3.1), "trab")
+    b.shell(
+        ellipsoid(grid, cond[0], cond[1], 4.0, 2.3, 3.4), ellipsoid(grid, cond[0], cond[1], 3.75, 2.05, 3.1), "trab"
+    )
     if leg.implant == "knee_prosthesis":
         b.add(ellipsoid(grid, cond[0], cond[1] + 0.2, 4.0, 2.7, 3.5), "metal", 0.18)
     if not replaced_head:
-        b.shell(ellipsoid(grid, H[0], H[1], leg.head_radius, leg.head_radius, leg.head_radius),
-                ellipsoid(grid, H[0], H[1], leg.head_radius - 0.25, leg.head_radius - 0.25, leg.head_radius - 0.25), "trab")
+        b.shell(
+            ellipsoid(grid, H[0], H[1], leg.head_radius, leg.head_radius, leg.head_radius),
+            ellipsoid(grid, H[0], H[1], leg.head_radius - 0.25, leg.head_radius - 0.25, leg.head_radius - 0.25),
+            "trab",
+        )
         nm = (0.5 * (H[0] + J[0]), 0.5 * (H[1] + J[1]))
         b.shell(capsule(grid, J, nm, 1.9, 1.55), capsule(grid, J, nm, 1.6, 1.3), "trab")
         b.shell(capsule(grid, nm, H, 1.55, 1.7), capsule(grid, nm, H, 1.3, 1.45), "trab")
     gt = (J[0] + sgn * 2.2 + d[0] * 0.8, J[1] + d[1] * 0.8)
-    b.shell(ellipsoid(grid, gt[0], gt[1], 2.0, 2.9, 2.4, -sgn * 10), ellipsoid(grid, gt[0], gt[1], 1.75, 2.6, 2.1, -sgn * 10), "trab")
+    b.shell(
+        ellipsoid(grid, gt[0], gt[1], 2.0, 2.9, 2.4, -sgn * 10),
+        ellipsoid(grid, gt[0], gt[1], 1.75, 2.6, 2.1, -sgn * 10),
+        "trab",
+    )
     lt = (J[0] - sgn * 1.6 + down[0] * 4.5, J[1] + down[1] * 4.5)
     b.add(ellipsoid(grid, lt[0], lt[1], 1.0, 1.4, 0.9), "trab")
     b.commit(maps)
@@ -249,7 +266,9 @@ def _implant(grid: Grid, leg: Leg, maps, H, K, d, J, n, sgn, R) -> None:
         p1 = (H[0] - towards_head[0] * 0.6, H[1] - towards_head[1] * 0.6)
         m.add(capsule(grid, p0, p1, 0.55, 0.5), "metal")
         if leg.implant == "dhs":
-            m.add(capsule(grid, p0, (p0[0] + towards_head[0] * 3.5, p0[1] + towards_head[1] * 3.5), 0.85, 0.85), "metal")
+            m.add(
+                capsule(grid, p0, (p0[0] + towards_head[0] * 3.5, p0[1] + towards_head[1] * 3.5), 0.85, 0.85), "metal"
+            )
             q0 = (J[0] + sgn * (R + 0.35), J[1] - 1.0)
             q1 = (q0[0] + down[0] * 14.0, q0[1] + down[1] * 14.0)
             m.add(capsule(grid, q0, q1, 0.35, 0.35, 2.2), "metal")
@@ -285,13 +304,20 @@ def _shank_bones(grid: Grid, p: Person, leg: Leg, maps) -> None:
     K = (leg.knee_x, p.thigh_len)
     A = (leg.ankle_x, p.thigh_len + p.shank_len)
     tib = _Bone()
-    tib.shell(ellipsoid(grid, K[0], K[1] + 1.7, 3.9, 1.4, 3.0), ellipsoid(grid, K[0], K[1] + 1.7, 3.65, 1.15, 2.75), "trab")
-    tib.shell(capsule(grid, (K[0], K[1] + 2.0), (K[0] - sgn * 0.2, K[1] + 8.0), 3.2, 1.45, 1.0),
-              capsule(grid, (K[0], K[1] + 2.0), (K[0] - sgn * 0.2, K[1] + 8.0), 2.9, 0.95, 1.0), "trab")
+    tib.shell(
+        ellipsoid(grid, K[0], K[1] + 1.7, 3.9, 1.4, 3.0), ellipsoid(grid, K[0], K[1] + 1.7, 3.65, 1.15, 2.75), "trab"
+    )
+    tib.shell(
+        capsule(grid, (K[0], K[1] + 2.0), (K[0] - sgn * 0.2, K[1] + 8.0), 3.2, 1.45, 1.0),
+        capsule(grid, (K[0], K[1] + 2.0), (K[0] - sgn * 0.2, K[1] + 8.0), 2.9, 0.95, 1.0),
+        "trab",
+    )
     t0 = (K[0] - sgn * 0.2, K[1] + 3.0)
     t1 = (A[0] - sgn * 0.1, A[1] - 4.0)
     tib.shell(capsule(grid, t0, t1, 1.45, 1.15), capsule(grid, t0, t1, 0.95, 0.65), "marrow")
-    tib.shell(ellipsoid(grid, A[0], A[1] - 1.9, 2.2, 2.3, 2.2), ellipsoid(grid, A[0], A[1] - 1.9, 1.95, 2.05, 1.95), "trab")
+    tib.shell(
+        ellipsoid(grid, A[0], A[1] - 1.9, 2.2, 2.3, 2.2), ellipsoid(grid, A[0], A[1] - 1.9, 1.95, 2.05, 1.95), "trab"
+    )
     tib.add(ellipsoid(grid, A[0] - sgn * 1.9, A[1] - 0.3, 0.7, 1.1, 1.0), "trab")
     tib.commit(maps)
     fib = _Bone()
@@ -301,7 +327,9 @@ def _shank_bones(grid: Grid, p: Person, leg: Leg, maps) -> None:
     fib.add(ellipsoid(grid, f0[0], f0[1] - 0.2, 1.0, 1.1, 1.0), "trab")
     fib.commit(maps)
     foot = _Bone()
-    foot.shell(ellipsoid(grid, A[0], A[1] + 1.5, 2.2, 1.4, 2.6), ellipsoid(grid, A[0], A[1] + 1.5, 2.0, 1.2, 2.4), "trab")
+    foot.shell(
+        ellipsoid(grid, A[0], A[1] + 1.5, 2.2, 1.4, 2.6), ellipsoid(grid, A[0], A[1] + 1.5, 2.0, 1.2, 2.4), "trab"
+    )
     foot.add(ellipsoid(grid, A[0] + sgn * 0.3, A[1] + 4.0, 2.4, 1.9, 4.0), "trab")
     foot.commit(maps)
 
@@ -334,16 +362,29 @@ def _pelvis(grid: Grid, p: Person, maps, rng: np.random.Generator) -> None:
             sub = maps["comp"][box]
             np.maximum(sub, cm, out=sub)
     for _ in range(int(rng.integers(0, 4))):
-        g = ellipsoid(grid, float(rng.uniform(-7, 7)), float(rng.uniform(-22, -6)),
-                      float(rng.uniform(1.0, 3.5)), float(rng.uniform(0.8, 2.5)), float(rng.uniform(1.0, 2.5)))
+        g = ellipsoid(
+            grid,
+            float(rng.uniform(-7, 7)),
+            float(rng.uniform(-22, -6)),
+            float(rng.uniform(1.0, 3.5)),
+            float(rng.uniform(0.8, 2.5)),
+            float(rng.uniform(1.0, 2.5)),
+        )
         if g is not None:
             maps["gas"][g[0]] += g[1]
     for sgn in (-1.0, 1.0):
         il = _Bone()
         c = (sgn * hip * 0.95, -11.0)
-        il.shell(ellipsoid(grid, c[0], c[1], 7.0, 4.6, 1.4, sgn * 28), ellipsoid(grid, c[0], c[1], 6.6, 4.2, 1.1, sgn * 28), "trab")
-        il.shell(capsule(grid, (sgn * (hip - 1.0), -3.0), (sgn * hip * 0.55, -9.0), 2.4, 2.0, 0.8),
-                 capsule(grid, (sgn * (hip - 1.0), -3.0), (sgn * hip * 0.55, -9.0), 2.1, 1.7, 0.8), "trab")
+        il.shell(
+            ellipsoid(grid, c[0], c[1], 7.0, 4.6, 1.4, sgn * 28),
+            ellipsoid(grid, c[0], c[1], 6.6, 4.2, 1.1, sgn * 28),
+            "trab",
+        )
+        il.shell(
+            capsule(grid, (sgn * (hip - 1.0), -3.0), (sgn * hip * 0.55, -9.0), 2.4, 2.0, 0.8),
+            capsule(grid, (sgn * (hip - 1.0), -3.0), (sgn * hip * 0.55, -9.0), 2.1, 1.7, 0.8),
+            "trab",
+        )
         il.add(ellipsoid(grid, sgn * (hip - 0.3), -2.6, 3.4, 1.8, 2.2), "trab")  # acetabular roof
         il.commit(maps)
         pub = _Bone()
@@ -352,7 +393,11 @@ def _pelvis(grid: Grid, p: Person, maps, rng: np.random.Generator) -> None:
         if outer is not None:
             box, oc = outer
             x, y = grid.coords(box)
-            hole = 2.0 * 1.3 * np.sqrt(np.maximum(1 - ((x - pc[0] - sgn * 0.3) / 2.1) ** 2 - ((y - pc[1] - 0.4) / 2.4) ** 2, 0))
+            hole = (
+                2.0
+                * 1.3
+                * np.sqrt(np.maximum(1 - ((x - pc[0] - sgn * 0.3) / 2.1) ** 2 - ((y - pc[1] - 0.4) / 2.4) ** 2, 0))
+            )
             pub.add((box, np.maximum(oc - 1.3 * hole, 0).astype(np.float32)), "trab")
             pub.add((box, np.maximum(0.35 * oc - 0.6 * hole, 0).astype(np.float32)), "cort")
         pub.commit(maps)

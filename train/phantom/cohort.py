@@ -3,6 +3,7 @@
 Every film's randomness comes from its own seed sequence (cohort seed, person, film), so the
 cohort is identical whatever the number of worker processes.
 """
+
 from __future__ import annotations
 
 import json
@@ -94,15 +95,24 @@ def _render_one(task: FilmTask) -> dict:
         raise OSError(f"could not write {mask_path}")
     tmp.replace(mask_path)
     seconds = time.perf_counter() - t0
-    row = {"case_id": task.case_id, **truths(proj, acq), "seconds": seconds,
-           "acq": acq.as_row(), "n_rows": stored.shape[0], "n_cols": stored.shape[1]}
+    row = {
+        "case_id": task.case_id,
+        **truths(proj, acq),
+        "seconds": seconds,
+        "acq": acq.as_row(),
+        "n_rows": stored.shape[0],
+        "n_cols": stored.shape[1],
+    }
     if task.thumbnail:
-        row["thumb"] = _thumbnail(stored, acq.bits, acq.monochrome1, proj.labels, task.case_id, task.person.sex, acq.view)
+        row["thumb"] = _thumbnail(
+            stored, acq.bits, acq.monochrome1, proj.labels, task.case_id, task.person.sex, acq.view
+        )
     return row
 
 
-def _thumbnail(stored: np.ndarray, bits: int, mono1: bool, labels: np.ndarray, case_id: str, sex: str, view: str,
-               height: int = 640) -> np.ndarray:
+def _thumbnail(
+    stored: np.ndarray, bits: int, mono1: bool, labels: np.ndarray, case_id: str, sex: str, view: str, height: int = 640
+) -> np.ndarray:
     """Film as displayed (bone bright) beside the same film with the thigh muscle label outlined."""
     v = stored.astype(np.float32) / ((1 << bits) - 1)
     if mono1:
@@ -112,8 +122,11 @@ def _thumbnail(stored: np.ndarray, bits: int, mono1: bool, labels: np.ndarray, c
     lab = cv2.resize(labels, (w, height), interpolation=cv2.INTER_NEAREST)
     plain = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
     over = plain.copy()
-    for val, colour in ((LABELS["thigh_muscle"], (40, 40, 255)), (LABELS["thigh_fat"], (0, 220, 255)),
-                        (LABELS["calf_muscle"], (60, 200, 60))):
+    for val, colour in (
+        (LABELS["thigh_muscle"], (40, 40, 255)),
+        (LABELS["thigh_fat"], (0, 220, 255)),
+        (LABELS["calf_muscle"], (60, 200, 60)),
+    ):
         cnts, _ = cv2.findContours((lab == val).astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
         cv2.drawContours(over, cnts, -1, colour, 1)
     tile = np.concatenate([plain, over], axis=1)
@@ -126,7 +139,7 @@ def _contact_sheet(tiles: list[np.ndarray], path: Path, per_row: int = 4) -> Non
     w = max(t.shape[1] for t in tiles)
     rows = []
     for i in range(0, len(tiles), per_row):
-        row = [np.pad(t, ((0, h - t.shape[0]), (0, w - t.shape[1] + 8), (0, 0))) for t in tiles[i:i + per_row]]
+        row = [np.pad(t, ((0, h - t.shape[0]), (0, w - t.shape[1] + 8), (0, 0))) for t in tiles[i : i + per_row]]
         while len(row) < per_row:
             row.append(np.zeros((h, w + 8, 3), np.uint8))
         rows.append(np.concatenate(row, axis=1))
@@ -145,8 +158,15 @@ def ceiling(rows: list[dict]) -> dict:
     Computed on films that show both thighs uncropped by the shutters, pooled and per sex.
     """
     both = [r for r in rows if r["view"] == "both"]
-    out: dict = {"films": len(both), "definition": "Pearson r, mask thigh_muscle_area_cm2 vs dexa_smi, films with view=both"}
-    for key, sel in (("pooled", both), ("F", [r for r in both if r["sex"] == "F"]), ("M", [r for r in both if r["sex"] == "M"])):
+    out: dict = {
+        "films": len(both),
+        "definition": "Pearson r, mask thigh_muscle_area_cm2 vs dexa_smi, films with view=both",
+    }
+    for key, sel in (
+        ("pooled", both),
+        ("F", [r for r in both if r["sex"] == "F"]),
+        ("M", [r for r in both if r["sex"] == "M"]),
+    ):
         x = np.array([r["thigh_muscle_area_cm2"] for r in sel], float)
         y = np.array([r["dexa_smi"] for r in sel], float)
         r_val = pearson(x, y)
@@ -155,8 +175,16 @@ def ceiling(rows: list[dict]) -> dict:
     return out
 
 
-def generate(out: Path, n: int, seed: int, spacing_mm: float = 0.5, workers: int = 1, preview: bool = True,
-             progress=None, compress: str = "none") -> dict:
+def generate(
+    out: Path,
+    n: int,
+    seed: int,
+    spacing_mm: float = 0.5,
+    workers: int = 1,
+    preview: bool = True,
+    progress=None,
+    compress: str = "none",
+) -> dict:
     """Write the cohort; returns the dataset.json content."""
     out = Path(out)
     if (out / "dataset.json").exists():
@@ -169,8 +197,20 @@ def generate(out: Path, n: int, seed: int, spacing_mm: float = 0.5, workers: int
     for pi, (person, views) in enumerate(plan):
         for fi, view in enumerate(views):
             case_id = f"case_{person.person_id}_{fi + 1}"
-            tasks.append(FilmTask(case_id, person, pi, fi, view, seed, spacing_mm, out,
-                                  len(tasks) < PREVIEW_FILMS and preview, compress))
+            tasks.append(
+                FilmTask(
+                    case_id,
+                    person,
+                    pi,
+                    fi,
+                    view,
+                    seed,
+                    spacing_mm,
+                    out,
+                    len(tasks) < PREVIEW_FILMS and preview,
+                    compress,
+                )
+            )
     t0 = time.perf_counter()
     results: list[dict] = []
     if workers > 1:
@@ -191,29 +231,51 @@ def generate(out: Path, n: int, seed: int, spacing_mm: float = 0.5, workers: int
         p = task.person
         acq = res["acq"]
         pi = task.person_index
-        rows.append({
-            "case_id": task.case_id, "person_id": p.person_id,
-            "image": f"images/{task.case_id}.dcm", "mask": f"masks/{task.case_id}.png",
-            "sex": p.sex, "age": p.age, "height_m": p.height_m, "weight_kg": p.weight_kg,
-            "dexa_alm_kg": round(p.dexa_alm_kg, 3), "dexa_smi": round(p.dexa_smi, 4), "split": splits[pi],
-            "view": task.view,
-            "thigh_muscle_area_cm2": res["thigh_muscle_area_cm2"], "right_cm2": res["right_cm2"], "left_cm2": res["left_cm2"],
-            "thigh_fat_area_cm2": res["thigh_fat_area_cm2"], "calf_muscle_area_cm2": res["calf_muscle_area_cm2"],
-            "thigh_muscle_volume_cm3": round(p.thigh_muscle_volume_cm3, 1),
-            "thigh_muscle_kg": round(sum(l.thigh_muscle_kg for l in p.legs), 3),
-            "arm_muscle_kg": round(p.arm_muscle_kg, 3),
-            "calf_muscle_kg": round(sum(l.calf_muscle_kg for l in p.legs), 3),
-            "pixel_spacing_mm": res["pixel_spacing_mm"], "imager_pixel_spacing_mm": spacing_mm,
-            "magnification": round(acq["magnification"], 4), "rows": res["n_rows"], "cols": res["n_cols"],
-            "energy_kev": round(acq["energy_kev"], 2), "bits_stored": acq["bits"],
-            "photometric": "MONOCHROME1" if acq["monochrome1"] else "MONOCHROME2",
-            "implant": next((l.implant + "_" + l.side for l in p.legs if l.implant), ""),
-            "exposures": acq["exposures"], "ruler": acq["ruler_x"] is not None, "markers": acq["markers"],
-            "gonad_shield": acq["gonad_shield"], "rotation_deg": round(acq["rotation_deg"], 2),
-            "cropped_top": acq["cropped_top"], "cropped_bottom": acq["cropped_bottom"],
-            "collimation_cm": acq["collimation_cm"], "depth_ratio": round(p.depth_ratio, 3),
-            "fat_mid_cm": round(p.fat_mid_cm, 2), "myosteatosis": round(p.myosteatosis, 3),
-        })
+        rows.append(
+            {
+                "case_id": task.case_id,
+                "person_id": p.person_id,
+                "image": f"images/{task.case_id}.dcm",
+                "mask": f"masks/{task.case_id}.png",
+                "sex": p.sex,
+                "age": p.age,
+                "height_m": p.height_m,
+                "weight_kg": p.weight_kg,
+                "dexa_alm_kg": round(p.dexa_alm_kg, 3),
+                "dexa_smi": round(p.dexa_smi, 4),
+                "split": splits[pi],
+                "view": task.view,
+                "thigh_muscle_area_cm2": res["thigh_muscle_area_cm2"],
+                "right_cm2": res["right_cm2"],
+                "left_cm2": res["left_cm2"],
+                "thigh_fat_area_cm2": res["thigh_fat_area_cm2"],
+                "calf_muscle_area_cm2": res["calf_muscle_area_cm2"],
+                "thigh_muscle_volume_cm3": round(p.thigh_muscle_volume_cm3, 1),
+                "thigh_muscle_kg": round(sum(l.thigh_muscle_kg for l in p.legs), 3),
+                "arm_muscle_kg": round(p.arm_muscle_kg, 3),
+                "calf_muscle_kg": round(sum(l.calf_muscle_kg for l in p.legs), 3),
+                "pixel_spacing_mm": res["pixel_spacing_mm"],
+                "imager_pixel_spacing_mm": spacing_mm,
+                "magnification": round(acq["magnification"], 4),
+                "rows": res["n_rows"],
+                "cols": res["n_cols"],
+                "energy_kev": round(acq["energy_kev"], 2),
+                "bits_stored": acq["bits"],
+                "photometric": "MONOCHROME1" if acq["monochrome1"] else "MONOCHROME2",
+                "implant": next((l.implant + "_" + l.side for l in p.legs if l.implant), ""),
+                "exposures": acq["exposures"],
+                "ruler": acq["ruler_x"] is not None,
+                "markers": acq["markers"],
+                "gonad_shield": acq["gonad_shield"],
+                "rotation_deg": round(acq["rotation_deg"], 2),
+                "cropped_top": acq["cropped_top"],
+                "cropped_bottom": acq["cropped_bottom"],
+                "collimation_cm": acq["collimation_cm"],
+                "depth_ratio": round(p.depth_ratio, 3),
+                "fat_mid_cm": round(p.fat_mid_cm, 2),
+                "myosteatosis": round(p.myosteatosis, 3),
+            }
+        )
     write_csv_atomic(out / "cases.csv", rows)
 
     people = {r["person_id"]: r for r in rows}
@@ -231,8 +293,7 @@ def generate(out: Path, n: int, seed: int, spacing_mm: float = 0.5, workers: int
         "splits": {s: sum(1 for r in rows if r["split"] == s) for s, _ in SPLITS},
         "ceiling": ceiling(rows),
         "awgs2019_low_smi_share": round(len(low) / max(len(people), 1), 4),
-        "timing": {"median_s_per_film": round(float(np.median(secs)), 3), "workers": workers,
-                   "wall_s": round(wall, 2)},
+        "timing": {"median_s_per_film": round(float(np.median(secs)), 3), "workers": workers, "wall_s": round(wall, 2)},
     }
     write_text_atomic(out / "dataset.json", json.dumps(info, indent=2))
     thumbs = [r["thumb"] for r in results if "thumb" in r]

@@ -2,6 +2,7 @@
 
 UIDs are derived from the cohort seed and case id, so the same seed gives byte-identical files.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -21,8 +22,9 @@ def _uid(*parts: object) -> str:
     return generate_uid(entropy_srcs=[str(p) for p in parts])
 
 
-def build_dataset(stored: np.ndarray, p: Person, a: Acquisition, case_id: str, seed: int,
-                  generator_version: str) -> FileDataset:
+def build_dataset(
+    stored: np.ndarray, p: Person, a: Acquisition, case_id: str, seed: int, generator_version: str
+) -> FileDataset:
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = DX_FOR_PRESENTATION
     meta.MediaStorageSOPInstanceUID = _uid(seed, case_id, "sop")
@@ -82,4 +84,3 @@ def write_dicom(path: Path, ds: FileDataset) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     ds.save_as(tmp, enforce_file_format=True)
     tmp.replace(path)
-

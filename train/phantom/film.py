@@ -7,6 +7,7 @@ own heel effect and exposure, small position mismatch at the seams) -> collimato
 primary + scatter -> quantum noise -> detector blur -> log -> vendor processing -> window and
 quantisation -> optional MONOCHROME1 inversion.
 """
+
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
@@ -30,18 +31,18 @@ def mu(tissue: str, kev: float) -> float:
 
 @dataclass(frozen=True)
 class Acquisition:
-    view: str                 # "both", "R" or "L" (one leg, the other behind the shutter)
-    spacing_mm: float         # detector pixel pitch (ImagerPixelSpacing)
+    view: str  # "both", "R" or "L" (one leg, the other behind the shutter)
+    spacing_mm: float  # detector pixel pitch (ImagerPixelSpacing)
     magnification: float
-    field_w_cm: float         # at the detector
+    field_w_cm: float  # at the detector
     field_h_cm: float
-    x_centre: float           # patient plane
+    x_centre: float  # patient plane
     y_top: float
     cropped_top: bool
     cropped_bottom: bool
     energy_kev: float
     spr: float
-    photons: float            # quanta per pixel in the open beam
+    photons: float  # quanta per pixel in the open beam
     blur_px: float
     exposures: int
     exposure_factors: tuple[float, ...]
@@ -89,22 +90,41 @@ def sample_acquisition(p: Person, rng: np.random.Generator, spacing_mm: float, v
     coll = tuple(float(rng.uniform(0.5, 2.5)) if rng.random() < 0.4 else 0.0 for _ in range(4))
     ruler = None
     if rng.random() < 0.5:
-        ruler = float(rng.normal(0.0, 0.8)) if rng.random() < 0.6 else float(xc + np.sign(rng.normal()) * (w_det / M / 2 - 2.5))
+        ruler = (
+            float(rng.normal(0.0, 0.8))
+            if rng.random() < 0.6
+            else float(xc + np.sign(rng.normal()) * (w_det / M / 2 - 2.5))
+        )
     return Acquisition(
-        view=view, spacing_mm=spacing_mm, magnification=M, field_w_cm=w_det, field_h_cm=float(h_det),
-        x_centre=xc, y_top=y_top, cropped_top=bool(cropped_top), cropped_bottom=bool(cropped_bottom),
-        energy_kev=float(rng.uniform(45.0, 65.0)), spr=float(rng.uniform(0.2, 1.0)),
+        view=view,
+        spacing_mm=spacing_mm,
+        magnification=M,
+        field_w_cm=w_det,
+        field_h_cm=float(h_det),
+        x_centre=xc,
+        y_top=y_top,
+        cropped_top=bool(cropped_top),
+        cropped_bottom=bool(cropped_bottom),
+        energy_kev=float(rng.uniform(45.0, 65.0)),
+        spr=float(rng.uniform(0.2, 1.0)),
         photons=float(rng.uniform(1500.0, 8000.0) * (spacing_mm / 0.5) ** 2),
-        blur_px=float(rng.uniform(0.5, 1.2)), exposures=n_exp,
+        blur_px=float(rng.uniform(0.5, 1.2)),
+        exposures=n_exp,
         exposure_factors=tuple(float(v) for v in rng.normal(1.0, 0.05, n_exp)),
         heel=tuple(float(np.sign(rng.normal()) * rng.uniform(0.10, 0.20)) for _ in range(n_exp)),
         seam_shifts=tuple((int(rng.integers(-4, 5)), int(rng.integers(-3, 4))) for _ in range(n_exp - 1)),
         rotation_deg=float(np.clip(rng.normal(0.0, 1.2), -3.0, 3.0)) if rng.random() < 0.5 else 0.0,
-        unsharp=float(rng.uniform(0.0, 1.5)), unsharp_cm=float(rng.uniform(0.2, 0.6)),
-        equalise=float(rng.uniform(0.0, 0.6)), equalise_cm=float(rng.uniform(2.0, 6.0)),
-        gamma=float(rng.uniform(0.8, 1.25)), bits=int(rng.choice([10, 12, 12, 14, 14, 15, 16])),
-        monochrome1=bool(rng.random() < 0.3), collimation_cm=coll, ruler_x=ruler,
-        markers=bool(rng.random() < 0.8), gonad_shield=bool(rng.random() < 0.2),
+        unsharp=float(rng.uniform(0.0, 1.5)),
+        unsharp_cm=float(rng.uniform(0.2, 0.6)),
+        equalise=float(rng.uniform(0.0, 0.6)),
+        equalise_cm=float(rng.uniform(2.0, 6.0)),
+        gamma=float(rng.uniform(0.8, 1.25)),
+        bits=int(rng.choice([10, 12, 12, 14, 14, 15, 16])),
+        monochrome1=bool(rng.random() < 0.3),
+        collimation_cm=coll,
+        ruler_x=ruler,
+        markers=bool(rng.random() < 0.8),
+        gonad_shield=bool(rng.random() < 0.2),
     )
 
 
@@ -135,9 +155,9 @@ def _shift_below(arr: np.ndarray, row: int, dy: int, dx: int) -> None:
     elif dy < 0:
         out[dy:] = block[-1]
     if dx > 0:
-        out[:, :dx] = out[:, dx:dx + 1]
+        out[:, :dx] = out[:, dx : dx + 1]
     elif dx < 0:
-        out[:, dx:] = out[:, dx - 1:dx]
+        out[:, dx:] = out[:, dx - 1 : dx]
     arr[row:] = out
 
 
@@ -153,7 +173,7 @@ def _paste(dst: np.ndarray, src: np.ndarray, r: int, c: int, gain: float) -> Non
     r0, c0 = max(r, 0), max(c, 0)
     r1, c1 = min(r + src.shape[0], dst.shape[0]), min(c + src.shape[1], dst.shape[1])
     if r0 < r1 and c0 < c1:
-        dst[r0:r1, c0:c1] += gain * src[r0 - r:r1 - r, c0 - c:c1 - c]
+        dst[r0:r1, c0:c1] += gain * src[r0 - r : r1 - r, c0 - c : c1 - c]
 
 
 def _objects_in_beam(P: np.ndarray, grid: Grid, a: Acquisition, p: Person, rng: np.random.Generator) -> None:
@@ -166,14 +186,20 @@ def _objects_in_beam(P: np.ndarray, grid: Grid, a: Acquisition, p: Person, rng: 
         cs = slice(max(c0, 0), max(min(c1, grid.cols), 0))
         P[:, cs] += 0.2 * 0.6
         y_first = np.ceil(grid.y0)
-        for k, yv in enumerate(np.arange(y_first, grid.y0 + grid.rows * s, 1.0)):
+        for _k, yv in enumerate(np.arange(y_first, grid.y0 + grid.rows * s, 1.0)):
             r = int((yv - grid.y0) / s)
             n_cm = int(round(yv - y_first))
             ln = 1.5 if n_cm % 10 == 0 else (1.0 if n_cm % 5 == 0 else 0.6)
             tick = max(int(0.08 / s), 1)
             _paste(P, np.ones((tick, max(int(ln / s), 1)), np.float32), r, c0, lead * 0.02)
             if n_cm % 10 == 0 and n_cm > 0:
-                _paste(P, _text_mask(str(n_cm), max(int(1.0 / s), 8), max(int(0.12 / s), 1)), r + 2, c0 + int(1.6 / s), lead * 0.02)
+                _paste(
+                    P,
+                    _text_mask(str(n_cm), max(int(1.0 / s), 8), max(int(0.12 / s), 1)),
+                    r + 2,
+                    c0 + int(1.6 / s),
+                    lead * 0.02,
+                )
     if a.markers:
         for letter, sgn in (("R", -1), ("L", 1)):
             m = _text_mask(letter, max(int(2.2 / s), 10), max(int(0.35 / s), 2))
@@ -202,8 +228,14 @@ def render(p: Person, a: Acquisition, rng: np.random.Generator) -> tuple[np.ndar
     mu_muscle = (1 - p.myosteatosis) * mu_m + p.myosteatosis * mu_f
     mu_metal = 8.0 * (E / 55.0) ** -2.5
     lens = proj.path_lengths()
-    P = (mu_muscle * lens["muscle"] + mu_f * lens["fat"] + mu_b * lens["cort"]
-         + (0.3 * mu_b + 0.7 * mu_f) * lens["trab"] + mu_f * lens["marrow"] + mu_metal * lens["metal"])
+    P = (
+        mu_muscle * lens["muscle"]
+        + mu_f * lens["fat"]
+        + mu_b * lens["cort"]
+        + (0.3 * mu_b + 0.7 * mu_f) * lens["trab"]
+        + mu_f * lens["marrow"]
+        + mu_metal * lens["metal"]
+    )
     P = P.astype(np.float32)
     labels, side = proj.labels, proj.side
     if a.rotation_deg:
@@ -232,11 +264,11 @@ def render(p: Person, a: Acquisition, rng: np.random.Generator) -> tuple[np.ndar
     if lft:
         shutter[:, :lft] = True
     if rgt:
-        shutter[:, grid.cols - rgt:] = True
+        shutter[:, grid.cols - rgt :] = True
     if top:
         shutter[:top] = True
     if bot:
-        shutter[grid.rows - bot:] = True
+        shutter[grid.rows - bot :] = True
     if a.view != "both":
         edge = int((0.0 - grid.x0) / grid.s) + (int(0.5 / grid.s) if a.view == "R" else -int(0.5 / grid.s))
         edge = int(np.clip(edge, 0, grid.cols))

@@ -5,6 +5,7 @@ each pixel stays inside it: ellipsoids, tapered capsules (bone shafts, screws, n
 per-row ellipses (soft tissue whose size varies along the leg). Each is evaluated only on its
 bounding box, which is what keeps a 2-megapixel film under a second.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -41,8 +42,9 @@ class Grid:
         return self.y0 + np.arange(self.rows, dtype=np.float32) * self.s
 
 
-def ellipsoid(grid: Grid, cx: float, cy: float, ax: float, ay: float, depth: float,
-              angle_deg: float = 0.0) -> tuple[tuple[slice, slice], np.ndarray] | None:
+def ellipsoid(
+    grid: Grid, cx: float, cy: float, ax: float, ay: float, depth: float, angle_deg: float = 0.0
+) -> tuple[tuple[slice, slice], np.ndarray] | None:
     """Chord through an ellipsoid with in-plane semi-axes ax, ay (rotated) and half-depth `depth`."""
     r = max(ax, ay)
     box = grid.box(cx - r, cx + r, cy - r, cy + r)
@@ -56,12 +58,14 @@ def ellipsoid(grid: Grid, cx: float, cy: float, ax: float, ay: float, depth: flo
     return box, (2.0 * depth) * np.sqrt(np.maximum(q, 0.0))
 
 
-def capsule(grid: Grid, p0: tuple[float, float], p1: tuple[float, float], r0: float, r1: float,
-            depth_scale: float = 1.0) -> tuple[tuple[slice, slice], np.ndarray] | None:
+def capsule(
+    grid: Grid, p0: tuple[float, float], p1: tuple[float, float], r0: float, r1: float, depth_scale: float = 1.0
+) -> tuple[tuple[slice, slice], np.ndarray] | None:
     """Chord through a tapered round rod from p0 (radius r0) to p1 (radius r1)."""
     rmax = max(r0, r1)
-    box = grid.box(min(p0[0], p1[0]) - rmax, max(p0[0], p1[0]) + rmax,
-                   min(p0[1], p1[1]) - rmax, max(p0[1], p1[1]) + rmax)
+    box = grid.box(
+        min(p0[0], p1[0]) - rmax, max(p0[0], p1[0]) + rmax, min(p0[1], p1[1]) - rmax, max(p0[1], p1[1]) + rmax
+    )
     if box is None:
         return None
     x, y = grid.coords(box)
@@ -75,8 +79,9 @@ def capsule(grid: Grid, p0: tuple[float, float], p1: tuple[float, float], r0: fl
     return box, (2.0 * depth_scale) * np.sqrt(np.maximum(q, 0.0))
 
 
-def row_ellipses(grid: Grid, rows: slice, xc: np.ndarray, a: np.ndarray, b: np.ndarray,
-                 xmin: float, xmax: float) -> tuple[tuple[slice, slice], np.ndarray] | None:
+def row_ellipses(
+    grid: Grid, rows: slice, xc: np.ndarray, a: np.ndarray, b: np.ndarray, xmin: float, xmax: float
+) -> tuple[tuple[slice, slice], np.ndarray] | None:
     """Chord through a stack of ellipses, one per row (centre xc, half-width a, half-depth b)."""
     box = grid.box(xmin, xmax, grid.y0 + rows.start * grid.s, grid.y0 + (rows.stop - 1) * grid.s)
     if box is None:

@@ -3,9 +3,10 @@
 The generative direction follows PHANTOM.md: person -> muscle mass -> (anatomy, DEXA). Nothing
 here looks at an image; the image only ever sees the anatomy built from these masses.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass, asdict
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -20,15 +21,15 @@ class Leg:
     side: str
     thigh_muscle_kg: float
     calf_muscle_kg: float
-    hip_x: float            # femoral head centre, signed (R negative)
+    hip_x: float  # femoral head centre, signed (R negative)
     knee_x: float
     ankle_x: float
-    femur_radius: float     # shaft outer radius
-    cortex: float           # cortical thickness
+    femur_radius: float  # shaft outer radius
+    cortex: float  # cortical thickness
     head_radius: float
     neck_shaft_deg: float
-    femoral_offset: float   # head centre to the femoral shaft axis (sets the 5-9 deg valgus)
-    muscle_offset: float    # compartment centre offset from soft-tissue centre (lateral +)
+    femoral_offset: float  # head centre to the femoral shaft axis (sets the 5-9 deg valgus)
+    muscle_offset: float  # compartment centre offset from soft-tissue centre (lateral +)
     implant: str | None
 
 
@@ -41,18 +42,18 @@ class Person:
     weight_kg: float
     bmi: float
     arm_muscle_kg: float
-    lean_factor: float           # DEXA lean soft tissue per kg skeletal muscle
+    lean_factor: float  # DEXA lean soft tissue per kg skeletal muscle
     dexa_alm_kg: float
     dexa_smi: float
-    thigh_len: float             # hip joint to knee joint, cm
-    shank_len: float             # knee joint to ankle, cm
-    depth_ratio: float           # AP depth / ML width of the thigh: a frontal film sees the width only
-    fat_mid_cm: float            # subcutaneous fat thickness at mid-thigh
+    thigh_len: float  # hip joint to knee joint, cm
+    shank_len: float  # knee joint to ankle, cm
+    depth_ratio: float  # AP depth / ML width of the thigh: a frontal film sees the width only
+    fat_mid_cm: float  # subcutaneous fat thickness at mid-thigh
     calf_fat_cm: float
-    myosteatosis: float          # fraction of fat mixed into muscle attenuation
-    peak_t: float                # where along the thigh the muscle CSA peaks (0 hip, 1 knee)
-    distal_frac: float           # CSA above the condyles relative to the peak
-    body_depth: float            # AP half-depth of the lower trunk
+    myosteatosis: float  # fraction of fat mixed into muscle attenuation
+    peak_t: float  # where along the thigh the muscle CSA peaks (0 hip, 1 knee)
+    distal_frac: float  # CSA above the condyles relative to the peak
+    body_depth: float  # AP half-depth of the lower trunk
     legs: tuple[Leg, Leg]
 
     def as_row(self) -> dict:
