@@ -92,15 +92,23 @@ def test_thigh_areas_tell_the_femur_from_the_gap_between_thighs():
 
 
 def test_augment_keeps_labels_aligned_with_the_image():
+    """Checked on pixels: an off-centre bright block labelled 1 must stay under its label whatever
+    geometry, processing and clutter the augmentation draws: over 60 draws, the median gap between
+    the image's median under the label and outside it stays wide (0.68 here; 0.03 if the label
+    were mirrored without the image)."""
     rng = np.random.default_rng(1)
-    x = np.zeros((128, 64), np.float32)
+    x = np.full((128, 64), 0.2, np.float32)
     y = np.zeros((128, 64), np.uint8)
-    x[30:90, 10:30] = 1.0
-    y[30:90, 10:30] = 1
-    for _ in range(20):
+    x[30:90, 8:28] = 0.9
+    y[30:90, 8:28] = 1
+    gaps = []
+    for _ in range(60):
         xa, ya = augment(x, y, rng)
         assert xa.shape == x.shape and ya.dtype == np.uint8 and 0 <= xa.min() and xa.max() <= 1
         assert set(np.unique(ya)) <= {0, 1}
+        if ya.sum() > 50 and (ya == 0).sum() > 50:
+            gaps.append(abs(np.median(xa[ya == 1]) - np.median(xa[ya == 0])))
+    assert len(gaps) > 40 and np.median(gaps) > 0.4, np.median(gaps)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
