@@ -117,6 +117,9 @@ def train(
     lr: float = typer.Option(1e-3, "--lr"),
     seed: int = typer.Option(0, "--seed"),
     max_steps: int = typer.Option(None, "--max-steps", help="Stop after this many steps (quick probes)."),
+    stop_after_epochs: int = typer.Option(
+        None, "--stop-after-epochs", min=1, help="End this command after N epochs (--resume continues)."
+    ),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --run from its last checkpoint."),
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's default)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
@@ -139,6 +142,7 @@ def train(
         lr=lr,
         seed=seed,
         max_steps=max_steps,
+        stop_after_epochs=stop_after_epochs,
         threads=threads,
         device=device,
         workers=workers,

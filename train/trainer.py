@@ -36,6 +36,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     seed: int = 0
     max_steps: int | None = None  # stop early (tests, quick probes)
+    stop_after_epochs: int | None = None  # end this command after N epochs; --resume continues it
     threads: int = 0  # 0: torch's default
     cache: str | None = None
     device: str = "auto"  # "auto": CUDA when present, else CPU
@@ -277,6 +278,8 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
                 last,
             )
             bar.update(tid, dice=state["best_dice"])
+            if cfg.stop_after_epochs and state["epoch"] >= cfg.stop_after_epochs:
+                break  # a shared machine's slot ends here; --resume continues with the same schedule
     if pool:
         pool.close()
     _curves_png(log, run / "curves.png")
