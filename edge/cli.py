@@ -420,6 +420,55 @@ def validate(
 
 
 @app.command()
+def benchmark(
+    folder: Path = typer.Option(
+        None, "--folder", exists=True, file_okay=False, help="Also time `batch` on this folder."
+    ),
+    model: Path = MODEL,
+    device: list[str] = typer.Option(
+        None, "--device", help="Device(s) to time (default: every device OpenVINO finds)."
+    ),
+    calls: int = typer.Option(40, "--calls", min=5, help="Films timed per device."),
+    out_md: Path = typer.Option(None, "--out", help="Also write the table as Markdown."),
+) -> None:
+    """What this machine does: ms per film and films/s per device, and `batch` end to end."""
+    from .benchmark import batch_films_per_s, markdown, model_rows
+    from .bundle import BundleError
+    from .files import write_text_atomic
+    from .ov import openvino
+
+    devices = list(device) if device else list(openvino().Core().available_devices)
+    bad = [d for d in devices if not _DEVICE.match(d)]
+    if bad:
+        raise fail(f"--device must be CPU, GPU, GPU.N, NPU or AUTO, not {bad[0]!r}", 2)
+    try:
+        rows = model_rows(model, devices, calls)
+        batch_res = batch_films_per_s(folder, model, devices[0]) if folder else None
+    except BundleError as e:
+        raise fail(f"model bundle: {e}", EXIT_MODEL)
+    t = Table(title="sarco-edge benchmark")
+    for col in ("device", "ms per film", "model calls/s", "films/s (model)", "requests"):
+        t.add_column(col)
+    for r in rows:
+        t.add_row(
+            r["device"],
+            f"{r['film_ms']:.1f}",
+            f"{r['calls_per_s']:.1f}",
+            f"{r['model_films_per_s']:.1f}",
+            str(r["infer_requests"]),
+        )
+    out.print(t)
+    if batch_res:
+        out.print(f"batch end to end: {batch_res[0]} files at {batch_res[1]:.1f} films/s")
+    if out_md:
+        cmd = "sarco-edge benchmark" + (f" --folder {folder}" if folder else "") + f" --calls {calls}"
+        try:
+            write_text_atomic(out_md, markdown(rows, batch_res, cmd))
+        except OSError as e:
+            raise fail(f"{out_md.name} cannot be written ({e.strerror or type(e).__name__})", EXIT_OUTPUT)
+
+
+@app.command()
 def trust(
     bundle: Path = typer.Argument(..., help="A model bundle folder this site made (sarco-edge calibrate) or accepts."),
 ) -> None:

@@ -89,3 +89,29 @@ def test_phantom_with_compression_is_byte_reproducible(tmp_path: Path):
     b = sorted((tmp_path / "b" / "images").iterdir())
     assert [p.name for p in a] == [p.name for p in b] and a
     assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b))
+
+
+def test_benchmark_prints_and_writes_a_row_per_device(tmp_path: Path):
+    import shutil
+
+    (tmp_path / "in").mkdir()
+    shutil.copy(SAMPLE, tmp_path / "in" / "a.dcm")
+    res = run_cli(
+        "edge.cli",
+        "benchmark",
+        "--device",
+        "CPU",
+        "--calls",
+        "5",
+        "--folder",
+        str(tmp_path / "in"),
+        "--out",
+        str(tmp_path / "b.md"),
+    )
+    assert res.returncode == 0, res.stderr[-2000:]
+    md = (tmp_path / "b.md").read_text()
+    row = [ln for ln in md.splitlines() if ln.startswith("| CPU |")]
+    assert len(row) == 1 and float(row[0].split("|")[3]) > 0
+    assert "1 files at" in md
+    bad = run_cli("edge.cli", "benchmark", "--device", "XYZ")
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
