@@ -19,37 +19,10 @@ from pathlib import Path
 from typing import Callable
 
 from .reader import ReadError, read_film
+from .report import CSV_FIELDS, Report
 from .screen import Options, Screener, write_overlay
 
-COLUMNS = [
-    "file",
-    "status",
-    "error_kind",
-    "error",
-    "flag",
-    "reasons",
-    "thigh_muscle_area_cm2",
-    "right_cm2",
-    "left_cm2",
-    "thigh_muscle_area_px",
-    "sides_seen",
-    "smi_basis",
-    "smi_estimate",
-    "smi_low",
-    "smi_high",
-    "p_low",
-    "criteria",
-    "cutoff",
-    "category",
-    "sex",
-    "sex_source",
-    "height_m",
-    "height_source",
-    "pixel_spacing_mm",
-    "pixel_spacing_source",
-    "segmentation_confidence",
-    "model_version",
-]
+COLUMNS = ["file", "status", "error_kind", "error", *CSV_FIELDS]
 PREFETCH = 2
 
 
@@ -171,35 +144,8 @@ def _append(fd: int, data: bytes) -> None:
     os.fsync(fd)
 
 
-def _row(rel: str, rep: dict) -> dict:
-    lo, hi = rep["smi_interval_95"] or ("", "")
-    return {
-        "file": rel,
-        "status": "ok",
-        "flag": rep["flag"],
-        "reasons": "; ".join(rep["reasons"]),
-        "thigh_muscle_area_cm2": rep["thigh_muscle_area_cm2"],
-        "right_cm2": rep["right_cm2"],
-        "left_cm2": rep["left_cm2"],
-        "thigh_muscle_area_px": rep["thigh_muscle_area_px"],
-        "sides_seen": rep["sides_seen"],
-        "smi_basis": rep.get("smi_basis") or "",
-        "p_low": rep.get("p_low"),
-        "smi_estimate": rep["smi_estimate"],
-        "smi_low": lo,
-        "smi_high": hi,
-        "criteria": rep["criteria"],
-        "cutoff": rep["cutoff"],
-        "category": rep.get("category", ""),
-        "sex": rep["sex"],
-        "sex_source": rep["sex_source"],
-        "height_m": rep["height_m"],
-        "height_source": rep["height_source"],
-        "pixel_spacing_mm": (rep["pixel_spacing_mm"] or [""])[0],
-        "pixel_spacing_source": rep["pixel_spacing_source"],
-        "segmentation_confidence": rep["quality"]["segmentation_confidence"],
-        "model_version": f"{rep['model']['name']} {rep['model']['version']} {rep['model']['precision']}",
-    }
+def _row(rel: str, rep: Report) -> dict:
+    return {"file": rel, "status": "ok", **rep.csv_cells()}
 
 
 def _lock(out_csv: Path):
@@ -293,7 +239,7 @@ def _run_locked(folder, out_csv, opts, screener, overlays, resume, progress) -> 
                     else:
                         row = _row(rel, res.report)
                         counts["screened"] += 1
-                        counts[res.report["flag"]] += 1
+                        counts[res.report.flag] += 1
                         if overlays:
                             write_overlay(overlays / overlay_name(rel), res.film, res.mask, res.report)
                 _append(fd, _line(row))

@@ -151,45 +151,12 @@ def _check_overlay_path(overlay: Path, image: Path) -> None:
         raise fail("--overlay names the input image; choose another file", 2)
 
 
-def _human(rep: dict, name: str) -> None:
+def _human(rep, name: str) -> None:
     t = Table(title=f"sarco-edge screen: {name}", show_header=False)
-    area = rep["thigh_muscle_area_cm2"]
-    t.add_row(
-        "thigh muscle area", f"{area:.1f} cm2" if area is not None else f"{rep['thigh_muscle_area_px']} px (no spacing)"
-    )
-    if rep["right_cm2"] is not None:
-        t.add_row("  right / left", f"{rep['right_cm2']:.1f} / {rep['left_cm2']:.1f} cm2")
-    if rep["smi_estimate"] is not None:
-        lo, hi = rep["smi_interval_95"]
-        t.add_row(
-            "SMI estimate", f"{rep['smi_estimate']:.2f} kg/m2 (95% interval {lo:.2f} to {hi:.2f}; {rep['smi_basis']})"
-        )
-    if rep["cutoff"]:
-        from .criteria import CRITERIA
-
-        who = "women" if rep["sex"] == "F" else "men"
-        t.add_row("criteria", f"{CRITERIA[rep['criteria']].name}: low muscle mass below {rep['cutoff']} kg/m2 ({who})")
-    else:
-        t.add_row("criteria", rep["criteria"])
-    if rep.get("p_low") is not None:
-        t.add_row(
-            "P(DEXA SMI below cut-off)",
-            f"{rep['p_low']:.2f} (refer at >= {rep['decision_thresholds']['refer']:.2f}, "
-            f"normal at <= {rep['decision_thresholds']['clear']:.2f})",
-        )
-    t.add_row("flag", rep["flag"] + ("" if not rep["reasons"] else ": " + "; ".join(rep["reasons"])))
-    if rep.get("flag_meaning"):
-        t.add_row("what next", rep["flag_meaning"])
-    if "category" in rep:
-        t.add_row("category", rep["category"])
-    t.add_row("sex", f"{rep['sex'] or '-'} ({rep['sex_source'] or 'unknown'})")
-    t.add_row("height", f"{rep['height_m']:.3f} m ({rep['height_source']})" if rep["height_m"] else "-")
-    t.add_row("pixel spacing", f"{rep['pixel_spacing_mm']} mm ({rep['pixel_spacing_source']})")
-    t.add_row("quality", ", ".join(f"{k} {v}" for k, v in rep["quality"].items()))
-    m = rep["model"]
-    t.add_row("model", f"{m['name']} {m['version']} {m['architecture']} {m['precision']} on {m['device']}")
+    for label, value in rep.table_rows():
+        t.add_row(label, value)
     out.print(t)
-    out.print(rep["note"])
+    out.print(rep.note)
 
 
 @app.command()
@@ -222,7 +189,7 @@ def screen(
     if overlay:
         write_overlay(overlay, res.film, res.mask, res.report)
     if as_json:
-        print(json.dumps(res.report))
+        print(json.dumps(res.report.to_dict()))
     else:
         _human(res.report, image.name)
 

@@ -22,6 +22,7 @@ from .measure import thigh_areas
 from .preprocess import to_film_grid, to_model_input
 from .quality import GateConfig, femur_support, quality_gate
 from .reader import Film
+from .report import Report
 from .smi import SmiCalibration
 
 DISCLAIMER = (
@@ -54,7 +55,7 @@ class Segmentation:
 
 @dataclass
 class Result:
-    report: dict
+    report: Report
     film: Film
     mask: np.ndarray
 
@@ -112,7 +113,7 @@ class Screener:
 
     def report(
         self, film: Film, mask: np.ndarray, confidence: float, opts: Options, femur: float | None = None
-    ) -> dict:
+    ) -> Report:
         crit = CRITERIA[opts.criteria]
         sex, sex_src = (
             (opts.sex, "option") if opts.sex else ((film.sex, "DICOM PatientSex") if film.sex else (None, None))
@@ -132,36 +133,32 @@ class Screener:
         if not height:
             reasons.append("no height (give --height-cm)")
         one_side = areas.sides_seen == 1
-        rep: dict = {
-            "thigh_muscle_area_cm2": round(areas.total, 2) if areas.unit == "cm2" else None,
-            "thigh_muscle_area_px": int(np.count_nonzero(mask)),
-            "left_cm2": round(areas.left, 2) if areas.left is not None and areas.unit == "cm2" else None,
-            "right_cm2": round(areas.right, 2) if areas.right is not None and areas.unit == "cm2" else None,
-            "sides_seen": areas.sides_seen,
-            "smi_estimate": None,
-            "smi_interval_95": None,
-            "criteria": opts.criteria,
-            "cutoff": crit.smi.get(sex) if sex in ("F", "M") else None,
-            "flag": None,
-            "reasons": reasons,
-            "sex": sex,
-            "sex_source": sex_src,
-            "height_m": height,
-            "height_source": h_src,
-            "pixel_spacing_mm": list(film.spacing_mm) if film.spacing_mm else None,
-            "pixel_spacing_source": film.spacing_source,
-            "quality": quality,
-            "model": self.model_info,
-            "note": DISCLAIMER,
-        }
         th = self.thresholds.get(opts.criteria)
         if not reasons and (self.calibration is None or th is None):
             reasons.append("model bundle carries no SMI calibration or decision thresholds for these criteria")
-        rep["p_low"] = None
-        rep["smi_basis"] = None
+        cm2 = areas.unit == "cm2"
+        rep = Report(
+            thigh_muscle_area_cm2=round(areas.total, 2) if cm2 else None,
+            thigh_muscle_area_px=int(np.count_nonzero(mask)),
+            left_cm2=round(areas.left, 2) if areas.left is not None and cm2 else None,
+            right_cm2=round(areas.right, 2) if areas.right is not None and cm2 else None,
+            sides_seen=areas.sides_seen,
+            criteria=opts.criteria,
+            cutoff=crit.smi.get(sex) if sex in ("F", "M") else None,
+            flag=Flag.NOT_ASSESSABLE.value,
+            flag_meaning=MEANING[Flag.NOT_ASSESSABLE],
+            reasons=reasons,
+            sex=sex,
+            sex_source=sex_src,
+            height_m=height,
+            height_source=h_src,
+            pixel_spacing_mm=list(film.spacing_mm) if film.spacing_mm else None,
+            pixel_spacing_source=film.spacing_source,
+            quality=quality,
+            model=self.model_info,
+            note=DISCLAIMER,
+        )
         if reasons:
-            rep["flag"] = Flag.NOT_ASSESSABLE.value
-            rep["flag_meaning"] = MEANING[Flag.NOT_ASSESSABLE]
             return rep
         # One thigh seen (common after hip surgery): the estimate rests on that side, doubled,
         # with the interval widened for left/right asymmetry (one_side_sd in the calibration).
@@ -170,19 +167,19 @@ class Screener:
         est, lo, hi = self.calibration.predict(area_for_smi, sex, height, one_side=one_side)
         p_low = self.calibration.p_low(area_for_smi, sex, height, cutoff, one_side=one_side)
         flag = decide(p_low, th)
-        rep["smi_estimate"] = round(est, 2)
-        rep["smi_interval_95"] = [round(lo, 2), round(hi, 2)]
-        rep["p_low"] = round(p_low, 4)
-        rep["decision_thresholds"] = {"clear": th.clear, "refer": th.refer}
-        rep["smi_basis"] = "one thigh, doubled (the other is not on the film)" if one_side else "both thighs"
-        rep["flag"] = flag.value
-        rep["flag_meaning"] = MEANING[flag]
+        rep.smi_estimate = round(est, 2)
+        rep.smi_interval_95 = [round(lo, 2), round(hi, 2)]
+        rep.p_low = round(p_low, 4)
+        rep.decision_thresholds = {"clear": th.clear, "refer": th.refer}
+        rep.smi_basis = "one thigh, doubled (the other is not on the film)" if one_side else "both thighs"
+        rep.flag = flag.value
+        rep.flag_meaning = MEANING[flag]
         if opts.grip_kg is not None or opts.gait_mps is not None:
-            rep.update(category(crit, sex, rep["flag"], opts.grip_kg, opts.gait_mps))
+            rep.grading = category(crit, sex, rep.flag, opts.grip_kg, opts.gait_mps)
         return rep
 
 
-def write_overlay(path: Path, film: Film, mask: np.ndarray, report: dict, max_height: int = 1600) -> None:
+def write_overlay(path: Path, film: Film, mask: np.ndarray, report: Report, max_height: int = 1600) -> None:
     """Film with the measured muscle in red and the numbers, written atomically."""
     img = (np.clip(film.pixels, 0, 1) * 255).astype(np.uint8)
     scale = min(1.0, max_height / img.shape[0])
@@ -194,15 +191,7 @@ def write_overlay(path: Path, film: Film, mask: np.ndarray, report: dict, max_he
     red[m] = (0.5 * red[m] + 0.5 * np.array([40, 40, 255])).astype(np.uint8)
     cnts, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     cv2.drawContours(red, cnts, -1, (0, 0, 255), 1)
-    area = report["thigh_muscle_area_cm2"]
-    lines = [
-        f"thigh muscle {area:.1f} cm2" if area is not None else f"thigh muscle {report['thigh_muscle_area_px']} px",
-        f"SMI {report['smi_estimate']} [{', '.join(map(str, report['smi_interval_95']))}]"
-        if report["smi_estimate"]
-        else "SMI -",
-        f"{report['criteria']}: {report['flag']}",
-        "screening only, not a diagnosis",
-    ]
+    lines = report.overlay_lines()
     # Text on a dark box sized by getTextSize, drawn once: no outline pass whose width could
     # differ from the text's (OpenCV 5 draws thick strokes wider, which garbled outlined text).
     for i, t in enumerate(lines):

@@ -261,7 +261,8 @@ def site_validate(
         except ReadError as e:
             res.append((r, None, f"cannot be read ({e.kind})"))
         else:
-            rep = screener.screen(film, Options(sex=r.sex, height_cm=r.height_m * 100, criteria=criteria)).report
+            opts = Options(sex=r.sex, height_cm=r.height_m * 100, criteria=criteria)
+            rep = screener.screen(film, opts).report.to_dict()
             res.append((r, rep, None if rep["flag"] != Flag.NOT_ASSESSABLE.value else "; ".join(rep["reasons"])))
         if progress:
             progress(k + 1, len(rows))

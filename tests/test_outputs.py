@@ -13,17 +13,31 @@ from conftest import REPO, run_cli
 from edge.batch import overlay_name
 from edge.files import write_text_atomic
 from edge.reader import read_film
+from edge.report import Report
 from edge.screen import write_overlay
 
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
-REPORT = {
-    "thigh_muscle_area_cm2": 1.0,
-    "thigh_muscle_area_px": 1,
-    "smi_estimate": None,
-    "smi_interval_95": None,
-    "criteria": "awgs2019",
-    "flag": "not_assessable",
-}
+REPORT = Report(
+    thigh_muscle_area_cm2=1.0,
+    thigh_muscle_area_px=1,
+    left_cm2=None,
+    right_cm2=None,
+    sides_seen=1,
+    criteria="awgs2019",
+    cutoff=None,
+    flag="not_assessable",
+    flag_meaning="",
+    reasons=["test"],
+    sex=None,
+    sex_source=None,
+    height_m=None,
+    height_source=None,
+    pixel_spacing_mm=None,
+    pixel_spacing_source="none",
+    quality={},
+    model={},
+    note="",
+)
 
 
 def test_overlay_names_are_unique_for_names_that_flatten_alike():
@@ -82,3 +96,27 @@ def test_screen_refuses_an_overlay_that_is_its_input_or_not_png(tmp_path: Path):
     res = run_cli("edge.cli", "screen", str(png), "--overlay", str(png), "--spacing-mm", "0.5")
     assert res.returncode == 2 and "input" in res.stderr
     assert img.read_bytes() == before
+
+
+def test_json_csv_and_table_render_one_report():
+    """Each key is spelled once (edge/report.py): the CSV row, the JSON and the table agree."""
+    import json
+
+    from edge.batch import COLUMNS, _line
+
+    res = run_cli("edge.cli", "screen", str(SAMPLE), "--json", "--grip-kg", "15")
+    rep = json.loads(res.stdout)
+    assert rep["category"] == "possible_sarcopenia" and rep["used"] == ["grip_kg"]
+    r = Report(
+        **{k: rep[k] for k in Report.__dataclass_fields__ if k in rep},
+        grading={k: rep[k] for k in ("category", "low_strength", "low_performance", "used")},
+    )
+    assert r.to_dict() == rep
+    cells = r.csv_cells()
+    assert list(cells) == COLUMNS[4:]
+    assert cells["p_low"] == rep["p_low"] and cells["smi_low"] == rep["smi_interval_95"][0]
+    assert cells["category"] == "possible_sarcopenia"
+    assert _line({"file": "a.dcm", "status": "ok", **cells}).decode().count(",") >= len(COLUMNS) - 1
+    table = dict(r.table_rows())
+    assert table["flag"] == rep["flag"] and table["category"] == "possible_sarcopenia"
+    assert r.overlay_lines()[2] == f"awgs2019: {rep['flag']}"
