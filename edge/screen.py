@@ -43,6 +43,7 @@ class Options:
     spacing_mm: float | None = None
 
 
+NO_CALIBRATION = "model bundle carries no SMI calibration or decision thresholds for these criteria"
 BONE = 3  # label value of bone (PHANTOM.md), its channel in a multi-class output
 
 
@@ -135,7 +136,7 @@ class Screener:
         one_side = areas.sides_seen == 1
         th = self.thresholds.get(opts.criteria)
         if not reasons and (self.calibration is None or th is None):
-            reasons.append("model bundle carries no SMI calibration or decision thresholds for these criteria")
+            reasons.append(NO_CALIBRATION)
         cm2 = areas.unit == "cm2"
         rep = Report(
             thigh_muscle_area_cm2=round(areas.total, 2) if cm2 else None,

@@ -29,10 +29,8 @@ from .calibration import calibrate, decision_metrics
 from .criteria import CRITERIA
 from .decision import Flag
 from .files import write_text_atomic
-from .measure import thigh_areas
-from .quality import quality_gate
 from .reader import ReadError, read_film
-from .screen import Options, Screener
+from .screen import NO_CALIBRATION, Options, Screener
 
 # Why these minimums: 4 coefficients and 5 person-grouped folds need at least 6 people per fold;
 # the sex coefficient needs both sexes well represented; a 90 % sensitivity threshold needs at
@@ -124,7 +122,8 @@ def measure(
     spacing_mm: float | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> list[Measured]:
-    """Read, segment and gate each listed film; a film that cannot be used says why."""
+    """Screen each listed film as `screen` would (same gate); a film that cannot be used says why.
+    A bundle without a calibration may still be calibrated: that one reason does not count."""
     out = []
     for k, r in enumerate(rows):
         m = Measured(r)
@@ -134,15 +133,13 @@ def measure(
         except ReadError as e:
             m.refused = f"cannot be read: {e}"
         else:
-            mask, conf = screener.segment(film)
-            areas = thigh_areas(mask, film.spacing_mm, film.pixels)
-            reasons, _ = quality_gate(film, areas, conf, mask, r.height_m, screener.gate)
-            if film.spacing_mm is None:
-                reasons.append("no pixel spacing")
+            rep = screener.screen(film, Options(sex=r.sex, height_cm=r.height_m * 100)).report
+            reasons = [x for x in rep.reasons if x != NO_CALIBRATION]
             if reasons:
                 m.refused = "; ".join(reasons)
             else:
-                m.area, m.right, m.left, m.sides_seen = areas.total, areas.right, areas.left, areas.sides_seen
+                m.area, m.right, m.left = rep.thigh_muscle_area_cm2, rep.right_cm2, rep.left_cm2
+                m.sides_seen = rep.sides_seen
         out.append(m)
         if progress:
             progress(k + 1, len(rows))
