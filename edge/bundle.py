@@ -291,7 +291,9 @@ def compile_bundle(bundle: Bundle, device: str = "CPU", cache_dir: Path | None =
     return compiled
 
 
-THIGH_MUSCLE = 1  # label value of thigh muscle (PHANTOM.md), also its channel in a multi-class output
+# Label values of PHANTOM.md, also the channels of a multi-class output.
+THIGH_MUSCLE = 1
+BONE = 3
 
 
 def class_probabilities(logits_of: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:
@@ -313,8 +315,12 @@ def probability_from_logits(logits_of: Callable[[np.ndarray], np.ndarray], x: np
     """Thigh-muscle probability (H, W) for a (1, 1, H, W) input, given any call that returns the
     model's logits: sigmoid or softmax, then flip averaging. The clinic and the benchmark's
     backends all go through here, so they turn logits into a mask the same way."""
-    p = class_probabilities(logits_of, x)
-    return p[0] if p.shape[0] == 1 else p[THIGH_MUSCLE]
+    return muscle_of(class_probabilities(logits_of, x))
+
+
+def muscle_of(probs: np.ndarray) -> np.ndarray:
+    """The thigh-muscle map of `class_probabilities`' output, one-channel or multi-class."""
+    return probs[0] if probs.shape[0] == 1 else probs[THIGH_MUSCLE]
 
 
 def muscle_probability(compiled, x: np.ndarray) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .bundle import THIGH_MUSCLE, Bundle, class_probabilities, compile_bundle, load_bundle
+from .bundle import BONE, Bundle, class_probabilities, compile_bundle, load_bundle, muscle_of
 from .criteria import CRITERIA, category
 from .decision import MEANING, Flag, Thresholds, decide
 from .files import write_bytes_atomic
@@ -44,7 +44,6 @@ class Options:
 
 
 NO_CALIBRATION = "model bundle carries no SMI calibration or decision thresholds for these criteria"
-BONE = 3  # label value of bone (PHANTOM.md), its channel in a multi-class output
 
 
 @dataclass(frozen=True)
@@ -97,7 +96,7 @@ class Screener:
         x, box = to_model_input(film.pixels, self.bundle.input_size)
         out = self.compiled.output(0)
         probs = class_probabilities(lambda inp: self.compiled(inp)[out], x)
-        prob = probs[0] if probs.shape[0] == 1 else probs[THIGH_MUSCLE]
+        prob = muscle_of(probs)
         # Confidence: how decided the model is wherever it sees any muscle (1 = all 0 or 1).
         near = prob > 0.1
         confidence = float(np.mean(np.abs(2 * prob[near] - 1))) if np.any(prob > 0.5) else 0.0
