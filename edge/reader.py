@@ -475,24 +475,7 @@ def _codestream_size(frag: bytes) -> tuple[int, int] | None:
         xs, ys, xo, yo = struct.unpack(">IIII", frag[at + 8 : at + 24])
         return xs - xo, ys - yo
     if frag[:2] == b"\xff\xd8":
-        pos = 2
-        while pos + 4 <= len(frag) and pos < 1 << 20:
-            if frag[pos] != 0xFF:
-                return None
-            marker = frag[pos + 1]
-            if marker == 0xFF:
-                pos += 1
-                continue
-            if marker in (0x01,) or 0xD0 <= marker <= 0xD7:
-                pos += 2
-                continue
-            if marker in (0xD9, 0xDA):
-                return None
-            (length,) = struct.unpack(">H", frag[pos + 2 : pos + 4])
-            if marker in _JPEG_FRAME_MARKERS and pos + 9 <= len(frag):
-                height, width = struct.unpack(">HH", frag[pos + 5 : pos + 9])
-                return width, height
-            pos += 2 + max(length, 2)
+        return _walk_jpeg(frag, _JPEG_FRAME_MARKERS, lenient=True, limit=1 << 20)[2]
     return None
 
 
@@ -1278,36 +1261,48 @@ def _png_checksums(fh: Any, size: int) -> None:
 _SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-def _jpeg_size(fh: Any, size: int) -> tuple[int, int]:
-    """Scan markers up to the first SOFn for width/height; no EOI after the scan means truncated."""
-    data = fh.read()
+def _walk_jpeg(data: bytes, frame_markers: set[int], lenient: bool, limit: int | None = None):
+    """Walk a JPEG's markers from SOI to the first frame header: (why, pos, (width, height) or
+    None), why one of "found", "no_marker", "bad_length" (strict only), "scan" (SOS or EOI came
+    first), "end". The raster reader and the DICOM codestream check share it."""
     pos = 2
-    width = height = None
-    while pos + 4 <= len(data):
+    while pos + 4 <= len(data) and (limit is None or pos < limit):
         if data[pos] != 0xFF:
-            raise ReadError("bad_header", "JPEG header is malformed (marker expected)")
+            return "no_marker", pos, None
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        if marker in (0x01,) or 0xD0 <= marker <= 0xD7:
+        if marker == 0x01 or 0xD0 <= marker <= 0xD7:
             pos += 2
             continue
         if marker in (0xD9, 0xDA):
-            break
+            return "scan", pos, None
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        if length < 2:
-            raise ReadError("bad_header", "JPEG header is malformed (bad segment length)")
-        if marker in _SOF_MARKERS:
+        if length < 2 and not lenient:
+            return "bad_length", pos, None
+        if marker in frame_markers:
             if pos + 9 > len(data):
-                break
+                return "end", pos, None
             height, width = struct.unpack(">HH", data[pos + 5 : pos + 9])
-            break
-        pos += 2 + length
-    if width is None or height is None:
+            return "found", pos, (width, height)
+        pos += 2 + max(length, 2)
+    return "end", pos, None
+
+
+def _jpeg_size(fh: Any, size: int) -> tuple[int, int]:
+    """Scan markers up to the first SOFn for width/height; no EOI after the scan means truncated."""
+    data = fh.read()
+    why, pos, found = _walk_jpeg(data, _SOF_MARKERS, lenient=False)
+    if why == "no_marker":
+        raise ReadError("bad_header", "JPEG header is malformed (marker expected)")
+    if why == "bad_length":
+        raise ReadError("bad_header", "JPEG header is malformed (bad segment length)")
+    if found is None:
         if pos + 4 > len(data):
             raise ReadError("truncated", "JPEG file is truncated (no frame header)")
         raise ReadError("bad_header", "JPEG header is malformed (no frame header)")
+    width, height = found
     if height == 0:
         raise ReadError("unsupported_syntax", "JPEG with height defined after the scan (DNL) is not supported")
     last_sos = data.rfind(b"\xff\xda")
