@@ -21,6 +21,19 @@ def fail(message: str, code: int, label: str = "error") -> typer.Exit:
     return typer.Exit(code)
 
 
+def _bar() -> Progress:
+    """The progress bar of the long training-side commands (phantom, evaluate)."""
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
 @app.callback()
 def main(ctx: typer.Context) -> None:
     """sarco-edge training side: cohorts, models, calibration, export."""
@@ -68,15 +81,7 @@ def phantom(
 
     if compress != "none" and compress not in COMPRESSION:
         raise fail(f"--compress must be none, rle or j2k, not {compress!r}", 2)
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with _bar() as bar:
         tid = bar.add_task("films", total=n)
         try:
             info = generate(
@@ -163,15 +168,7 @@ def evaluate(
     """Per-case Dice, IoU and area error on each film's own grid; CSV, summary.json and summary.md."""
     from .evaluate import evaluate_run
 
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
+    with _bar() as bar:
         tid = bar.add_task(f"evaluate {split}", total=None)
         try:
             summary = evaluate_run(run, data, split, progress=lambda k, n: bar.update(tid, completed=k, total=n))
