@@ -112,7 +112,6 @@ def _film(rows: int = 1000, cols: int = 400, spacing: float = 1.0, bright_muscle
         height_m=1.6,
         height_source="option",
         age_years=None,
-        weight_kg=None,
         source_format="png",
         photometric="GREY",
         bits_stored=8,
