@@ -198,7 +198,7 @@ def test_a_decoder_child_dies_with_its_parent(tmp_path: Path):
     script = tmp_path / "parent.py"
     script.write_text(
         "import sys, time\n"
-        "import edge.reader as r\n"
+        "import edge.reader.isolation as r\n"
         "def slow(mini, plugin):\n"
         "    time.sleep(60)\n"
         "    return ('error', 'late')\n"
