@@ -16,7 +16,7 @@ import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 from .reader import ReadError, read_film
 from .report import CSV_FIELDS, Report
@@ -99,6 +99,12 @@ def overlay_name(rel: str) -> str:
     return f"{flat[:120]}-{digest}.png"
 
 
+def default_workers() -> int:
+    """Reading processes for a batch: one per CPU core, at most 4 (reading is about half of a
+    film's work; more processes only cost memory)."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
 class BatchError(Exception):
     """The batch cannot go on (output not writable, CSV locked or not ours). str(e) is one line."""
 
@@ -163,21 +169,91 @@ def run_batch(
     folder: Path,
     out_csv: Path,
     opts: Options,
-    screener: Screener,
+    screener: Screener | None,
     overlays: Path | None = None,
     resume: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    workers: int = 0,
+    outcomes: Callable | None = None,
 ) -> dict:
-    """Screen every entry into `out_csv`, one row each; OSError/BatchError stop it (one line)."""
+    """Screen every entry into `out_csv`, one row each; OSError/BatchError stop it (one line).
+
+    `workers` > 0 reads films in that many worker processes while the model runs (edge.pipeline);
+    0 reads them in threads of this process. `outcomes(todo)`, if given, replaces both: an engine
+    (edge.engine) that yields (entry, outcome) pairs, each entry once; this process still writes.
+    """
     folder, out_csv = Path(folder), Path(out_csv)
     lock = _lock(out_csv)
     try:
-        return _run_locked(folder, out_csv, opts, screener, overlays, resume, progress)
+        if outcomes is None:
+            outcomes = _local_outcomes(screener, opts, workers)
+        return _run_locked(folder, out_csv, opts, overlays, resume, progress, outcomes)
     finally:
         lock.release()
 
 
-def _run_locked(folder, out_csv, opts, screener, overlays, resume, progress) -> dict:
+def _local_outcomes(screener: Screener, opts: Options, workers: int) -> Callable:
+    if workers > 0:
+        from .pipeline import screen_stream
+
+        return lambda todo: screen_stream(screener, opts, todo, workers)
+    return lambda todo: _serial_outcomes(screener, opts, todo)
+
+
+def _serial_outcomes(screener: Screener, opts: Options, todo: list[Entry]) -> Iterator[tuple[Entry, object]]:
+    """The single-process path: reads in PREFETCH threads, the model here, in input order."""
+
+    def load(e: Entry):
+        if e.skip:
+            return None
+        try:
+            return read_film(e.path, spacing_mm=opts.spacing_mm)
+        except ReadError as err:
+            return err
+
+    with ThreadPoolExecutor(max_workers=PREFETCH) as pool:
+        futures = [pool.submit(load, e) for e in todo[:PREFETCH]]
+        for i, entry in enumerate(todo):
+            if i + PREFETCH < len(todo):
+                futures.append(pool.submit(load, todo[i + PREFETCH]))
+            film = futures[i].result()
+            futures[i] = None
+            if film is None or isinstance(film, ReadError):
+                yield entry, film
+                continue
+            try:
+                yield entry, screener.screen(film, opts)
+            except Exception as exc:  # one film must not stop the batch; the row says so
+                yield entry, RuntimeError(f"screening failed ({type(exc).__name__})")
+
+
+def row_for(entry: Entry, outcome: object) -> dict:
+    """The CSV row of one entry's outcome: None (skipped), a ReadError, another exception (the
+    screen failed; its text is the row's error) or a Result / Report."""
+    rel = entry.rel
+    if entry.skip:
+        return {"file": rel, "status": "skipped", "error_kind": "skipped", "error": entry.skip}
+    if isinstance(outcome, ReadError):
+        return {"file": rel, "status": "error", "error_kind": outcome.kind, "error": str(outcome)}
+    if isinstance(outcome, BaseException) or outcome is None:
+        return {"file": rel, "status": "error", "error_kind": "screen_failed", "error": str(outcome or "no result")}
+    return _row(rel, getattr(outcome, "report", outcome))
+
+
+def _new_counts(files: int, done: int) -> dict:
+    names = ("screened", "low_muscle_mass", "borderline", "normal", "not_assessable", "errors", "skipped")
+    return {"files": files, "skipped_done": done, **dict.fromkeys(names, 0)}
+
+
+def _count(counts: dict, row: dict) -> None:
+    if row["status"] == "ok":
+        counts["screened"] += 1
+        counts[row["flag"]] += 1
+    else:
+        counts["errors" if row["status"] == "error" else "skipped"] += 1
+
+
+def _run_locked(folder, out_csv, opts, overlays, resume, progress, outcomes) -> dict:
     if out_csv.exists() and not resume:
         raise BatchError(f"{out_csv.name} exists; pass --resume to continue it or choose another --out")
     exclude = tuple(p for p in (out_csv, out_csv.with_name(out_csv.name + ".lock"), overlays) if p)
@@ -186,65 +262,24 @@ def _run_locked(folder, out_csv, opts, screener, overlays, resume, progress) -> 
     todo = [e for e in entries if _cell(e.rel) not in done]  # the CSV holds names as written
     if overlays:
         overlays.mkdir(parents=True, exist_ok=True)
-    counts = {
-        "files": len(entries),
-        "skipped_done": len(entries) - len(todo),
-        "screened": 0,
-        "low_muscle_mass": 0,
-        "borderline": 0,
-        "normal": 0,
-        "not_assessable": 0,
-        "errors": 0,
-        "skipped": 0,
-    }
+    counts = _new_counts(len(entries), len(entries) - len(todo))
     new = not out_csv.exists() or out_csv.stat().st_size == 0
     fd = os.open(out_csv, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         if new:
             _append(fd, (",".join(COLUMNS) + "\n").encode())
-
-        def load(e: Entry):
-            if e.skip:
-                return None
-            try:
-                return read_film(e.path, spacing_mm=opts.spacing_mm)
-            except ReadError as err:
-                return err
-
-        with ThreadPoolExecutor(max_workers=PREFETCH) as pool:
-            futures = [pool.submit(load, e) for e in todo[:PREFETCH]]
-            for i, entry in enumerate(todo):
-                if i + PREFETCH < len(todo):
-                    futures.append(pool.submit(load, todo[i + PREFETCH]))
-                film = futures[i].result()
-                futures[i] = None
-                rel = entry.rel
-                if entry.skip:
-                    row = {"file": rel, "status": "skipped", "error_kind": "skipped", "error": entry.skip}
-                    counts["skipped"] += 1
-                elif isinstance(film, ReadError):
-                    row = {"file": rel, "status": "error", "error_kind": film.kind, "error": str(film)}
-                    counts["errors"] += 1
-                else:
-                    try:
-                        res = screener.screen(film, opts)
-                    except Exception as exc:  # one film must not stop the batch; the row says so
-                        row = {
-                            "file": rel,
-                            "status": "error",
-                            "error_kind": "screen_failed",
-                            "error": f"screening failed ({type(exc).__name__})",
-                        }
-                        counts["errors"] += 1
-                    else:
-                        row = _row(rel, res.report)
-                        counts["screened"] += 1
-                        counts[res.report.flag] += 1
-                        if overlays:
-                            write_overlay(overlays / overlay_name(rel), res.film, res.mask, res.report)
-                _append(fd, _line(row))
-                if progress:
-                    progress(i + 1, len(todo))
+        written: set[str] = set()
+        for entry, outcome in outcomes(todo):
+            if entry.rel in written:  # an engine that ran a film twice (a worker died): one row
+                continue
+            row = row_for(entry, outcome)
+            if overlays and row["status"] == "ok" and getattr(outcome, "mask", None) is not None:
+                write_overlay(overlays / overlay_name(entry.rel), outcome.film, outcome.mask, outcome.report)
+            _append(fd, _line(row))
+            written.add(entry.rel)
+            _count(counts, row)
+            if progress:
+                progress(len(written), len(todo))
     finally:
         os.close(fd)
     return counts

@@ -21,7 +21,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .criteria import CRITERIA
-from .preprocess import flip_average
+from .preprocess import flip_average, flip_merge
 from .quality import GateConfig
 from .smi import FORMS
 
@@ -258,8 +258,9 @@ def _cache_is_intact(folder: Path) -> bool:
         return False
 
 
-def compile_bundle(bundle: Bundle, device: str = "CPU", cache_dir: Path | None = None):
-    """Compile for `device`; FP32 IRs run in f32 (this CPU would otherwise pick bf16).
+def compile_bundle(bundle: Bundle, device: str = "CPU", cache_dir: Path | None = None, hint: str | None = None):
+    """Compile for `device`; FP32 IRs run in f32 (this CPU would otherwise pick bf16). `hint`:
+    OpenVINO's PERFORMANCE_HINT ("THROUGHPUT" for a batch), None for the device's default.
 
     The compiled-model cache lives in a folder named by the manifest digest and is used only
     when every blob matches the digests recorded after the compile that wrote it: a corrupted
@@ -271,13 +272,16 @@ def compile_bundle(bundle: Bundle, device: str = "CPU", cache_dir: Path | None =
     core = openvino().Core()
     folder = None
     if cache_dir and bundle.digest:
-        folder = Path(cache_dir) / f"{bundle.digest[:16]}-{device.replace(':', '_').replace(',', '_')}"
+        # One folder per device and hint: each holds exactly the blobs its own compile recorded.
+        tag = f"{device.replace(':', '_').replace(',', '_')}" + (f"-{hint.lower()}" if hint else "")
+        folder = Path(cache_dir) / f"{bundle.digest[:16]}-{tag}"
         if folder.exists() and not _cache_is_intact(folder):
             shutil.rmtree(folder, ignore_errors=True)
         fresh = not folder.exists()
         folder.mkdir(parents=True, exist_ok=True)
         core.set_property({"CACHE_DIR": str(folder)})
-    compiled = core.compile_model(str(bundle.xml), device, cpu_config(device))
+    config = {**cpu_config(device), **({"PERFORMANCE_HINT": hint} if hint else {})}
+    compiled = core.compile_model(str(bundle.xml), device, config)
     shape = (
         list(compiled.input(0).get_partial_shape().get_min_shape())
         if compiled.input(0).get_partial_shape().is_dynamic
@@ -301,14 +305,23 @@ def class_probabilities(logits_of: Callable[[np.ndarray], np.ndarray], x: np.nda
     model (thigh muscle only) gives its sigmoid as (1, H, W); a multi-class model (all labels of
     PHANTOM.md) its softmax over channels."""
 
-    def once(inp: np.ndarray) -> np.ndarray:
-        z = np.asarray(logits_of(inp)[0], np.float32)
-        if z.shape[0] == 1:
-            return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
-        e = np.exp(z - z.max(axis=0, keepdims=True))
-        return (e / e.sum(axis=0, keepdims=True)).astype(np.float32)
+    return flip_average(lambda inp: probabilities(logits_of(inp)), x)
 
-    return flip_average(once, x)
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    """One pass's model output (1, C, H, W) -> per-class probabilities (C, H, W): sigmoid for a
+    one-channel model, softmax over channels for a multi-class one."""
+    z = np.asarray(logits[0], np.float32)
+    if z.shape[0] == 1:
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+    e = np.exp(z - z.max(axis=0, keepdims=True))
+    return (e / e.sum(axis=0, keepdims=True)).astype(np.float32)
+
+
+def class_probabilities_of_pair(logits: np.ndarray, logits_mirrored: np.ndarray) -> np.ndarray:
+    """`class_probabilities` from the two passes' outputs (input, mirrored input) run elsewhere
+    (the batch's asynchronous requests): the same arithmetic, so the same numbers."""
+    return flip_merge(probabilities(logits), probabilities(logits_mirrored))
 
 
 def probability_from_logits(logits_of: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> np.ndarray:

@@ -94,14 +94,14 @@ def inspect(
 _DEVICE = re.compile(r"^(CPU|GPU(\.\d+)?|NPU|(AUTO|MULTI|HETERO)(:[A-Z0-9.,]+)?)$")
 
 
-def _screener(model: Path | None, device: str):
+def _screener(model: Path | None, device: str, hint: str | None = None):
     from .bundle import BundleError
     from .screen import Screener
 
     if not _DEVICE.match(device or ""):
         raise fail("--device must be CPU, GPU, GPU.N, NPU or AUTO (AUTO:..., MULTI:..., HETERO:...)", 2)
     try:
-        return Screener(model, device)
+        return Screener(model, device, hint=hint)
     except BundleError as e:
         raise fail(f"model bundle: {e}", EXIT_MODEL)
     except Exception as e:  # OpenVINO could not compile: a model or device problem, one line
@@ -208,6 +208,9 @@ def batch(
     spacing_mm: float = SPACING,
     model: Path = MODEL,
     device: str = DEVICE,
+    workers: int = typer.Option(
+        None, "--workers", min=0, help="Processes reading films while the model runs (default: CPU cores; 0: none)."
+    ),
 ) -> None:
     """Screen every image under a folder into one CSV, with a progress bar and a summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TimeRemainingColumn
@@ -217,7 +220,7 @@ def batch(
         def render(self, task) -> Text:
             return Text(f"{task.speed:.1f} films/s" if task.speed else "- films/s")
 
-    from .batch import BatchError, run_batch
+    from .batch import BatchError, default_workers, run_batch
 
     opts = _options(sex, height_cm, criteria, None, None, spacing_mm)
     if out_csv.exists() and not resume:
@@ -226,7 +229,8 @@ def batch(
         raise fail(f"--out folder does not exist: {out_csv.parent}", 2)
     if overlays is not None and overlays.exists() and not overlays.is_dir():
         raise fail(f"--overlays is a file, not a folder: {overlays.name}", 2)
-    scr = _screener(model, device)
+    workers = default_workers() if workers is None else workers
+    scr = _screener(model, device, "THROUGHPUT" if workers else None)
     try:
         with Progress(
             "[progress.description]{task.description}",
@@ -246,6 +250,7 @@ def batch(
                 overlays,
                 resume,
                 progress=lambda k, n: bar.update(tid, completed=k, total=n),
+                workers=workers,
             )
     except BatchError as e:
         raise fail(str(e), 2)

@@ -93,5 +93,16 @@ def flip_average(predict: Callable[[np.ndarray], np.ndarray], x: np.ndarray) -> 
     model call per film. Evaluation, quantization and the clinic all predict through this (the
     per-epoch validation that picks a checkpoint during training uses one pass, for speed).
     """
-    mirrored = predict(np.ascontiguousarray(x[..., ::-1]))[..., ::-1]
-    return ((predict(x) + mirrored) * np.float32(0.5)).astype(np.float32)
+    mirrored = predict(mirror(x))
+    return flip_merge(predict(x), mirrored)
+
+
+def mirror(x: np.ndarray) -> np.ndarray:
+    """The input mirrored left to right (the second pass of flip averaging), contiguous."""
+    return np.ascontiguousarray(x[..., ::-1])
+
+
+def flip_merge(direct: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
+    """flip_average's arithmetic, given the prediction on the input and on its mirror image (not yet
+    mirrored back): a batch that runs the two passes as separate requests merges them here."""
+    return ((direct + mirrored[..., ::-1]) * np.float32(0.5)).astype(np.float32)

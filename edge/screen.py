@@ -14,12 +14,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .bundle import BONE, Bundle, class_probabilities, compile_bundle, load_bundle, muscle_of
+from .bundle import BONE, Bundle, class_probabilities_of_pair, compile_bundle, load_bundle, muscle_of
 from .criteria import CRITERIA, category
 from .decision import MEANING, Flag, Thresholds, decide
 from .files import write_bytes_atomic
 from .measure import thigh_areas
-from .preprocess import to_film_grid, to_model_input
+from .preprocess import Letterbox, mirror, to_film_grid, to_model_input
 from .quality import GateConfig, femur_support, quality_gate
 from .reader import Film
 from .report import Report
@@ -64,12 +64,16 @@ class Screener:
     """Loads and verifies the bundle once, compiles once (with the model cache), screens many films."""
 
     def __init__(
-        self, model_dir: Path | None = None, device: str = "CPU", cache_dir: Path | None = DEFAULT_CACHE
+        self,
+        model_dir: Path | None = None,
+        device: str = "CPU",
+        cache_dir: Path | None = DEFAULT_CACHE,
+        hint: str | None = None,
     ) -> None:
         self.bundle: Bundle = load_bundle(model_dir)
         if cache_dir:
             Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        self.compiled = compile_bundle(self.bundle, device, cache_dir)
+        self.compiled = compile_bundle(self.bundle, device, cache_dir, hint)
         cal = self.bundle.manifest.get("smi_calibration")
         self.calibration = SmiCalibration.from_dict(cal) if cal else None
         self.thresholds = {k: Thresholds.from_dict(v) for k, v in (self.bundle.manifest.get("decision") or {}).items()}
@@ -95,7 +99,12 @@ class Screener:
         """The mask, the model's confidence, and (multi-class models) how well the femur backs it."""
         x, box = to_model_input(film.pixels, self.bundle.input_size)
         out = self.compiled.output(0)
-        probs = class_probabilities(lambda inp: self.compiled(inp)[out], x)
+        mirrored = self.compiled(mirror(x))[out]
+        return self.segment_logits(box, self.compiled(x)[out], mirrored)
+
+    def segment_logits(self, box: Letterbox, logits: np.ndarray, logits_mirrored: np.ndarray) -> Segmentation:
+        """segment_full's second half, from the model's outputs on the input and on its mirror."""
+        probs = class_probabilities_of_pair(logits, logits_mirrored)
         prob = muscle_of(probs)
         # Confidence: how decided the model is wherever it sees any muscle (1 = all 0 or 1).
         near = prob > 0.1
@@ -108,7 +117,9 @@ class Screener:
 
     def screen(self, film: Film, opts: Options) -> Result:
         """Screen a film the caller has read (reading errors are the caller's to report)."""
-        seg = self.segment_full(film)
+        return self.result(film, self.segment_full(film), opts)
+
+    def result(self, film: Film, seg: Segmentation, opts: Options) -> Result:
         return Result(self.report(film, seg.mask, seg.confidence, opts, seg.femur_support), film, seg.mask)
 
     def report(

@@ -1,13 +1,19 @@
 """What a clinic user waits for: `sarco-edge screen` wall time and peak RSS (cold and with a warm
-OpenVINO cache), and `sarco-edge batch` films per second end to end.
+OpenVINO cache), and `sarco-edge batch` films per second end to end, for each batch variant.
 
-    python -m quantize.clinic_benchmark COHORT [--films 200] [--out clinic_benchmark.md]
+    python -m quantize.clinic_benchmark COHORT [--films 200] [--rounds 3] [--before-src DIR]
+        [--engine dask] [--out clinic_benchmark.md]
+
+Variants run alternately, round after round, so a busy machine slows each about equally; the
+table gives medians. `--before-src DIR`: also run the `edge` package found in DIR (for example
+`git archive <commit> edge | tar -x -C DIR`) for a before/after in one run. Peak RSS is the
+largest sum over the process tree (the batch, its reading workers and decoder children).
+Timing only: nothing is asserted about it.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -15,65 +21,116 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
 import typer
 
+REPO = Path(__file__).resolve().parents[1]
 
-def _child_peak(args: list[str], env: dict) -> tuple[float, float]:
-    code = (
-        "import resource, subprocess, sys, time; t = time.perf_counter(); "
-        "p = subprocess.run(sys.argv[1:], capture_output=True); w = time.perf_counter() - t; "
-        "print(p.returncode, w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)"
-    )
-    p = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True)
-    if not p.stdout.strip():
-        raise RuntimeError(p.stderr.strip().splitlines()[-1] if p.stderr.strip() else "benchmark wrapper failed")
-    rc, wall, rss = p.stdout.split()
-    if rc != "0":
-        raise RuntimeError(f"{' '.join(args[-3:])} exited {rc}")
-    return float(wall), float(rss)
+
+def _tree_rss_mb(proc: psutil.Process) -> float:
+    total = 0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            total += p.memory_info().rss
+        except psutil.Error:
+            pass
+    return total / 2**20
+
+
+def _timed(args: list[str], env: dict, cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak tree RSS (MB, sampled every 20 ms) of one command."""
+    t = time.perf_counter()
+    p = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc, peak = psutil.Process(p.pid), 0.0
+    while p.poll() is None:
+        peak = max(peak, _tree_rss_mb(proc))
+        time.sleep(0.02)
+    wall = time.perf_counter() - t
+    if p.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[3:5])} exited {p.returncode}: {p.stderr.read().decode()[-300:]}")
+    return wall, peak
+
+
+def _variants(before_src: Path | None, engine: str | None) -> list[tuple[str, dict, list[str]]]:
+    """(label, extra environment, extra batch arguments)."""
+    now = {"PYTHONPATH": str(REPO)}
+    out = []
+    if before_src:
+        out.append((f"before ({before_src.name}), batch", {"PYTHONPATH": str(before_src.resolve())}, []))
+    out.append(("now, batch --workers 0 (one process)", now, ["--workers", "0"]))
+    out.append(("now, batch (reading workers, async model)", now, []))
+    if engine:
+        out.append((f"now, batch --engine {engine} (2 workers)", now, ["--engine", engine, "--workers", "2"]))
+    return out
 
 
 def main(
     cohort: Path,
     films: int = typer.Option(200),
     out: Path = typer.Option(Path("clinic_benchmark.md")),
-    repeats: int = typer.Option(5),
+    repeats: int = typer.Option(5, help="warm screen runs per variant"),
+    rounds: int = typer.Option(3, help="batch runs per variant, alternating"),
+    before_src: Path = typer.Option(None, help="folder holding an older `edge` package to compare"),
+    engine: str = typer.Option(None, help="also time `batch --engine ENGINE` (dask)"),
 ) -> None:
-    exe = shutil.which("sarco-edge") or str(Path(sys.executable).with_name("sarco-edge"))
-    images = sorted((cohort / "images").glob("*.dcm"))
+    images = sorted((cohort / "images").glob("*.dcm"))[:films]
+    variants = _variants(before_src, engine)
+    screens: dict[str, list] = {}
+    batches: dict[str, list] = {label: [] for label, _, _ in variants}
     with tempfile.TemporaryDirectory() as td:
-        env = {**os.environ, "SARCO_EDGE_CACHE": str(Path(td) / "cache")}
-        film = images[0]
-        cold = _child_peak([exe, "screen", str(film), "--json"], env)
-        warm = [_child_peak([exe, "screen", str(f), "--json"], env) for f in images[1 : 1 + repeats]]
-        folder = Path(td) / "films"
+        tmp = Path(td)
+        folder = tmp / "films"
         folder.mkdir()
-        for f in images[:films]:
+        for f in images:
             os.symlink(f.resolve(), folder / f.name)
-        t = time.perf_counter()
-        done = subprocess.run(
-            [exe, "batch", str(folder), "--out", str(Path(td) / "r.csv")], env=env, capture_output=True, text=True
-        )
-        if done.returncode != 0:
-            raise RuntimeError(done.stderr.strip().splitlines()[-1])
-        batch_s = time.perf_counter() - t
-        n = len(list(folder.iterdir()))
+        base = {**os.environ, "SARCO_EDGE_MODEL": str(REPO / "models" / "default")}
+        who = ([("before", {"PYTHONPATH": str(before_src.resolve())})] if before_src else []) + [
+            ("now", {"PYTHONPATH": str(REPO)})
+        ]
+        for label, extra in who:
+            env = {**base, **extra, "SARCO_EDGE_CACHE": str(tmp / f"cache-{label}")}
+            cmd = [sys.executable, "-m", "edge.cli", "screen"]
+            screens[label] = [_timed([*cmd, str(f), "--json"], env, tmp) for f in images[: 1 + repeats]]
+        for r in range(rounds):
+            for label, extra, args in variants:
+                env = {**base, **extra, "SARCO_EDGE_CACHE": str(tmp / "cache-batch")}
+                csv = tmp / f"r{r}-{len(batches[label])}-{abs(hash(label))}.csv"
+                cmd = [sys.executable, "-m", "edge.cli", "batch", str(folder), "--out", str(csv), *args]
+                batches[label].append(_timed(cmd, env, tmp))
+    text = _table(cohort, films, out, rounds, before_src, engine, screens, batches, len(images))
+    out.write_text(text)
+    print(text)
+
+
+def _table(cohort, films, out, rounds, before_src, engine, screens, batches, n) -> str:
+    cmd = f"python -m quantize.clinic_benchmark {cohort} --films {films} --rounds {rounds}"
+    cmd += f" --before-src {before_src}" if before_src else ""
+    cmd += f" --engine {engine}" if engine else ""
     lines = [
         f"Clinic timings on {os.cpu_count()} CPU cores, phantom films of {cohort.name} (0.5 mm detector pitch), "
-        "default INT8 bundle on CPU, wall time of the whole command in a fresh process.",
+        "default INT8 bundle on CPU, wall time of the whole command in a fresh process (`python -m edge.cli`). "
+        "Variants alternate round by round; medians.",
         "",
-        f"Command: `python -m quantize.clinic_benchmark {cohort} --films {films} --out {out}`",
+        f"Command: `{cmd} --out {out}`",
         "",
         "| what | result |",
         "|---|---|",
-        f"| screen, first run (empty model cache) | {cold[0]:.2f} s, peak RSS {cold[1]:.0f} MB |",
-        f"| screen, cache warm (median of {len(warm)}) | {statistics.median(w for w, _ in warm):.2f} s, "
-        f"peak RSS {max(r for _, r in warm):.0f} MB (max) |",
-        f"| batch of {n} films, end to end | {batch_s:.1f} s = {n / batch_s:.1f} films/s |",
     ]
-    text = "\n".join(lines) + "\n"
-    out.write_text(text)
-    print(text)
+    for who, runs in screens.items():
+        cold, warm = runs[0], runs[1:]
+        lines.append(f"| {who}: screen, first run (empty model cache) | {cold[0]:.2f} s, peak RSS {cold[1]:.0f} MB |")
+        lines.append(
+            f"| {who}: screen, cache warm (median of {len(warm)}) | {statistics.median(w for w, _ in warm):.2f} s, "
+            f"peak RSS {max(r for _, r in warm):.0f} MB (max) |"
+        )
+    for label, runs in batches.items():
+        walls = [w for w, _ in runs]
+        med = statistics.median(walls)
+        lines.append(
+            f"| {label}: {n} films (median of {len(runs)}) | {med:.1f} s = {n / med:.1f} films/s "
+            f"(runs {', '.join(f'{n / w:.1f}' for w in walls)}), peak RSS {max(r for _, r in runs):.0f} MB |"
+        )
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":
