@@ -194,6 +194,30 @@ def screen(
         _human(res.report, image.name)
 
 
+def _batch_engine(engine, scheduler, model, device, workers, opts, overlays):
+    """(screener, None) for the local engine; (None, a started DaskEngine) for dask."""
+    if engine == "local":
+        if scheduler:
+            raise fail("--scheduler needs --engine dask", 2)
+        return _screener(model, device, "THROUGHPUT" if workers else None), None
+    if engine != "dask":
+        raise fail("--engine must be local or dask", 2)
+    from .bundle import BundleError, load_bundle
+    from .engine import DaskEngine, EngineError
+
+    if not _DEVICE.match(device or ""):
+        raise fail("--device must be CPU, GPU, GPU.N, NPU or AUTO (AUTO:..., MULTI:..., HETERO:...)", 2)
+    try:
+        load_bundle(model)  # a bad bundle is one line here, before any worker starts
+        return None, DaskEngine(model, device, opts, overlays, max(workers, 1), scheduler)
+    except BundleError as e:
+        raise fail(f"model bundle: {e}", EXIT_MODEL)
+    except EngineError as e:
+        raise fail(str(e), 2)
+    except OSError as e:  # no scheduler at that address, or the cluster could not start
+        raise fail(f"--engine dask: the cluster could not be reached or started ({type(e).__name__})", 2)
+
+
 @app.command()
 def batch(
     folder: Path = typer.Argument(..., exists=True, file_okay=False, help="Folder to screen, recursively."),
@@ -211,6 +235,8 @@ def batch(
     workers: int = typer.Option(
         None, "--workers", min=0, help="Processes reading films while the model runs (default: CPU cores; 0: none)."
     ),
+    engine: str = typer.Option("local", "--engine", help="local, or dask (optional extra: sarco-edge[cluster])."),
+    scheduler: str = typer.Option(None, "--scheduler", help="With --engine dask: a cluster's scheduler address."),
 ) -> None:
     """Screen every image under a folder into one CSV, with a progress bar and a summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TimeRemainingColumn
@@ -230,7 +256,7 @@ def batch(
     if overlays is not None and overlays.exists() and not overlays.is_dir():
         raise fail(f"--overlays is a file, not a folder: {overlays.name}", 2)
     workers = default_workers() if workers is None else workers
-    scr = _screener(model, device, "THROUGHPUT" if workers else None)
+    scr, engine_run = _batch_engine(engine, scheduler, model, device, workers, opts, overlays)
     try:
         with Progress(
             "[progress.description]{task.description}",
@@ -251,6 +277,7 @@ def batch(
                 resume,
                 progress=lambda k, n: bar.update(tid, completed=k, total=n),
                 workers=workers,
+                outcomes=engine_run.outcomes if engine_run else None,
             )
     except BatchError as e:
         raise fail(str(e), 2)
@@ -261,6 +288,9 @@ def batch(
             "fix it and run again with --resume",
             EXIT_OUTPUT,
         )
+    finally:
+        if engine_run:
+            engine_run.close()
     t = Table(title="batch summary", show_header=False)
     for k, v in counts.items():
         t.add_row(k.replace("_", " "), str(v))

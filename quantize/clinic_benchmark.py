@@ -73,7 +73,7 @@ def main(
     before_src: Path = typer.Option(None, help="folder holding an older `edge` package to compare"),
     engine: str = typer.Option(None, help="also time `batch --engine ENGINE` (dask)"),
 ) -> None:
-    images = sorted((cohort / "images").glob("*.dcm"))[:films]
+    images = sorted((cohort.resolve() / "images").glob("*.dcm"))[:films]
     variants = _variants(before_src, engine)
     screens: dict[str, list] = {}
     batches: dict[str, list] = {label: [] for label, _, _ in variants}
