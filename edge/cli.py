@@ -159,6 +159,13 @@ def _human(rep, name: str) -> None:
     out.print(rep.note)
 
 
+def _dicom_out():
+    """edge.dicom_out, imported only when asked for (highdicom is not needed to screen)."""
+    from . import dicom_out
+
+    return dicom_out
+
+
 @app.command()
 def screen(
     image: Path = typer.Argument(..., help="DICOM (.dcm or no extension), PNG, JPEG or TIFF."),
@@ -172,6 +179,7 @@ def screen(
     device: str = DEVICE,
     overlay: Path = typer.Option(None, "--overlay", help="Write a PNG of the measured muscle over the film."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    dicom_out: Path = typer.Option(None, "--dicom-out", help="Folder for DICOM SEG, SR and overlay SC (DICOM films)."),
 ) -> None:
     """Screen one long-leg film: thigh muscle area, SMI estimate with its 95% interval, and a flag."""
     from .reader import read_film
@@ -184,10 +192,14 @@ def screen(
         film = read_film(image, spacing_mm=spacing_mm)
     except ReadError as e:
         raise fail(f"{image.name}: {e}", EXIT_BAD_INPUT)
+    if dicom_out is not None and (problem := _dicom_out().source_problem(film, dicom_out)):
+        raise fail(f"{image.name}: {problem}", 2)
     scr = _screener(model, device)
     res = scr.screen(film, opts)
     if overlay:
         write_overlay(overlay, res.film, res.mask, res.report)
+    if dicom_out is not None and (problem := _dicom_out().write_for_cli(dicom_out, image, res)):
+        raise fail(problem, EXIT_OUTPUT)
     if as_json:
         print(json.dumps(res.report.to_dict()))
     else:
@@ -237,6 +249,7 @@ def batch(
     ),
     engine: str = typer.Option("local", "--engine", help="local, or dask (optional extra: sarco-edge[cluster])."),
     scheduler: str = typer.Option(None, "--scheduler", help="With --engine dask: a cluster's scheduler address."),
+    dicom_out: Path = typer.Option(None, "--dicom-out", help="Folder for DICOM SEG, SR and SC per DICOM film."),
 ) -> None:
     """Screen every image under a folder into one CSV, with a progress bar and a summary."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TimeRemainingColumn
@@ -256,7 +269,11 @@ def batch(
     if overlays is not None and overlays.exists() and not overlays.is_dir():
         raise fail(f"--overlays is a file, not a folder: {overlays.name}", 2)
     workers = default_workers() if workers is None else workers
+    if dicom_out is not None and (problem := _dicom_out().batch_problem(folder, dicom_out)):
+        raise fail(problem, 2)
     scr, engine_run = _batch_engine(engine, scheduler, model, device, workers, opts, overlays)
+    inner = engine_run.outcomes if engine_run else None
+    tee = _dicom_out().batch_outcomes(dicom_out, inner, scr, opts, workers) if dicom_out is not None else None
     try:
         with Progress(
             "[progress.description]{task.description}",
@@ -277,7 +294,7 @@ def batch(
                 resume,
                 progress=lambda k, n: bar.update(tid, completed=k, total=n),
                 workers=workers,
-                outcomes=engine_run.outcomes if engine_run else None,
+                outcomes=tee or inner,
             )
     except BatchError as e:
         raise fail(str(e), 2)
@@ -292,7 +309,7 @@ def batch(
         if engine_run:
             engine_run.close()
     t = Table(title="batch summary", show_header=False)
-    for k, v in counts.items():
+    for k, v in {**counts, **(tee.counts if tee else {})}.items():
         t.add_row(k.replace("_", " "), str(v))
     err.print(t)
 

@@ -1,0 +1,329 @@
+"""DICOM outputs that file with the source study: a SEG of the thigh muscle, a TID 1500 SR, an overlay SC.
+
+A PACS keeps results next to the film only when patient and study identifiers are the source's
+own, so they are copied from the source header (never invented) and only series and instance
+UIDs are new. A film that is not DICOM gets no DICOM output: it has no study to file with, and a
+made-up one would be an orphan in the PACS (see `DicomOutError`).
+
+The SEG has one binary segment per thigh where two are seen (else one), SNOMED 50092008 "Muscle of
+thigh". The SR's layout is in edge/dicom_sr.py. A not_assessable film gets the SR only (no SEG, no
+SC). Each film's folder is built next to its final place and published with one rename.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import highdicom as hd
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.sr.codedict import codes
+
+from . import __version__
+from .dicom_sr import MANUFACTURER, MUSCLE_OF_THIGH, SERIES_NUMBERS, SIDES, build_sr
+from .measure import split_sides
+from .report import Report
+
+FILES = {"seg": "seg.dcm", "sr": "sr.dcm", "sc": "sc.dcm"}
+TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID",
+         "ReferringPhysicianName", "AccessionNumber")  # fmt: skip
+
+
+class DicomOutError(Exception):
+    """No DICOM output for this film (e.g. the source is not DICOM). str(e) is one line, no identifiers."""
+
+
+@dataclass(frozen=True)
+class Written:
+    folder: Path
+    files: dict[str, Path]  # "seg" / "sr" / "sc" -> path
+
+
+def source_header(path: Path) -> Dataset:
+    """The source's header (no pixels): what the outputs copy patient and study from."""
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:
+        raise DicomOutError("source is not DICOM: no DICOM output (there is no study to file it with)") from None
+    if not all(k in ds for k in ("SOPClassUID", "SOPInstanceUID", "StudyInstanceUID", "SeriesInstanceUID")):
+        raise DicomOutError("source DICOM lacks study/series/instance UIDs: no DICOM output")
+    for keyword in TYPE2:  # present but empty where the source has none: unknown, never made up
+        if keyword not in ds:
+            setattr(ds, keyword, None)
+    return ds
+
+
+def side_masks(mask: np.ndarray, pixels: np.ndarray) -> dict[str, np.ndarray]:
+    """The mask split into the patient's right (image left) and left, exactly as measure.split_sides did.
+
+    split_sides assigns whole 8-connected blobs by their centroid to the side of one x, so the
+    image-left side is a prefix of the blobs sorted by centroid x; its pixel count picks the prefix.
+    """
+    mask = mask.astype(bool)
+    counts = split_sides(mask, pixels)
+    if counts is None:
+        return {}
+    n, lab, stats, cent = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    order = sorted(range(1, n), key=lambda i: cent[i][0])
+    total = 0
+    for k, i in enumerate(order):
+        total += int(stats[i, cv2.CC_STAT_AREA])
+        if total == counts[0]:
+            image_left = np.isin(lab, order[: k + 1])
+            return {"right": image_left, "left": mask & ~image_left}
+    raise ValueError("side split could not be reproduced from the mask")
+
+
+def _segments(report: Report, mask: np.ndarray, pixels: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """(side or 'both', mask) per SEG segment: one per side where two thighs are seen."""
+    sides = side_masks(mask, pixels) if report.sides_seen == 2 else {}
+    if sides:
+        return [("right", sides["right"]), ("left", sides["left"])]
+    return [("both", mask.astype(bool))]
+
+
+def _algorithm(model: dict) -> hd.AlgorithmIdentificationSequence:
+    return hd.AlgorithmIdentificationSequence(
+        name=f"sarco-edge {model['name']}",
+        family=codes.cid7162.ArtificialIntelligence,
+        version=str(model["version"]),
+        parameters={"sha256": model["sha256"], "precision": model["precision"]},
+    )
+
+
+def build_seg(src: Dataset, report: Report, mask: np.ndarray, pixels: np.ndarray) -> hd.seg.Segmentation:
+    """Binary SEG on the source's pixel grid, a segment per thigh seen as two (else one)."""
+    if mask.shape != (int(src.Rows), int(src.Columns)):
+        raise DicomOutError("mask and source image differ in size: no SEG")
+    segs = _segments(report, mask, pixels)
+    descriptions = []
+    for number, (side, _) in enumerate(segs, start=1):
+        label = "thigh muscle" if side == "both" else f"thigh muscle, {side}"
+        descriptions.append(
+            hd.seg.SegmentDescription(
+                segment_number=number,
+                segment_label=label,
+                segmented_property_category=codes.SCT.AnatomicalStructure,
+                segmented_property_type=MUSCLE_OF_THIGH,
+                algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+                algorithm_identification=_algorithm(report.model),
+                anatomic_regions=[codes.SCT.Thigh],
+                primary_anatomic_structures=[SIDES[side]] if side in SIDES else None,
+            )
+        )
+    pixels = np.stack([m for _, m in segs], axis=-1)[None].astype(np.uint8)
+    flat = copy.deepcopy(src)  # a projection film: no patient frame of reference to carry into the SEG
+    if "FrameOfReferenceUID" in flat:
+        del flat.FrameOfReferenceUID
+    seg = hd.seg.Segmentation(
+        source_images=[flat],
+        pixel_array=pixels,
+        segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+        segment_descriptions=descriptions,
+        series_instance_uid=hd.UID(),
+        series_number=SERIES_NUMBERS["seg"],
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        manufacturer_model_name=f"{report.model['name']} {report.model['version']}",
+        software_versions=__version__,
+        device_serial_number="0",
+        series_description="sarco-edge thigh muscle",
+        omit_empty_frames=False,
+    )
+    seg.PatientOrientation = src.get("PatientOrientation")
+    return seg
+
+
+def build_sc(src: Dataset, rgb: np.ndarray) -> Dataset:
+    """The overlay as a Secondary Capture in the source's study (patient and study copied, new series)."""
+    orientation = src.get("PatientOrientation")
+    sc = hd.sc.SCImage.from_ref_dataset(
+        ref_dataset=src,
+        pixel_array=rgb,
+        photometric_interpretation=hd.PhotometricInterpretationValues.RGB,
+        bits_allocated=8,
+        coordinate_system=hd.CoordinateSystemNames.PATIENT if orientation else None,
+        patient_orientation=tuple(orientation) if orientation else None,
+        series_instance_uid=hd.UID(),
+        series_number=SERIES_NUMBERS["sc"],
+        sop_instance_uid=hd.UID(),
+        instance_number=1,
+        manufacturer=MANUFACTURER,
+        series_description="sarco-edge thigh muscle overlay (screening aid, not a diagnosis)",
+    )
+    sc.Laterality = None  # General Series, type 2C: both thighs, so no single side
+    return sc
+
+
+def _overlay_rgb(result, tmp: Path) -> np.ndarray:
+    """The same picture as `--overlay` (screen.write_overlay), as RGB pixels."""
+    from .screen import write_overlay
+
+    png = tmp / "overlay.png"
+    write_overlay(png, result.film, result.mask, result.report)
+    bgr = cv2.imread(str(png), cv2.IMREAD_COLOR)
+    png.unlink()
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make a rename durable (POSIX); Windows has no directory handles to fsync."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Swap the finished temp folder in; an older folder of the same film is moved aside, then removed."""
+    old = None
+    if final.exists():
+        old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name[:80]}.", suffix=".old"))
+        os.replace(final, old / "x")
+    os.replace(tmp, final)
+    _fsync_dir(final.parent)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_folder(out_dir: Path, name: str, build) -> Written:
+    """Build every object into a temp folder next to the final one, then publish it with one rename."""
+    from .files import write_bytes_atomic
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{name[:80]}.", suffix=".tmp"))
+    try:
+        objs = build(tmp)
+        for kind, ds in objs.items():
+            buf = pydicom.filebase.DicomBytesIO()
+            pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+            write_bytes_atomic(tmp / FILES[kind], buf.getvalue())
+        final = out_dir / name
+        _publish(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Written(final, {k: final / FILES[k] for k in objs})
+
+
+def write_outputs(out_dir: Path, name: str, source: Path, result) -> Written:
+    """SEG + SR + SC of one screened film (`screen.Result`) into `out_dir/name/`, atomically.
+
+    Raises DicomOutError when the source is not DICOM (one line, no identifiers).
+    """
+    src = source_header(Path(source))
+    report = result.report
+
+    def build(tmp: Path) -> dict[str, Dataset]:
+        if report.flag == "not_assessable":
+            return {"sr": build_sr(src, report, None, report.reasons, report.model)}
+        seg = build_seg(src, report, result.mask, result.film.pixels)
+        sr = build_sr(src, report, seg, report.reasons, report.model)
+        return {"seg": seg, "sr": sr, "sc": build_sc(src, _overlay_rgb(result, tmp))}
+
+    return _write_folder(Path(out_dir), name, build)
+
+
+def write_unreadable(out_dir: Path, name: str, source: Path, reason: str, model: dict) -> Written:
+    """A not_assessable SR for a DICOM file the screener could not read as a film (e.g. a CT slice)."""
+    src = source_header(Path(source))
+    return _write_folder(Path(out_dir), name, lambda tmp: {"sr": build_sr(src, None, None, [reason], model)})
+
+
+def folder_name(rel: str) -> str:
+    """One flat, unique folder name per input (the batch's overlay naming, without '.png')."""
+    from .batch import overlay_name
+
+    return overlay_name(rel)[: -len(".png")]
+
+
+def write_for_cli(out_dir: Path, image: Path, result) -> str | None:
+    """`screen --dicom-out`: write the film's folder; the one error line (no identifiers), if any."""
+    try:
+        write_outputs(out_dir, folder_name(image.name), image, result)
+    except DicomOutError as e:
+        return f"{image.name}: {e}"
+    except OSError as e:
+        return f"--dicom-out cannot be written ({e.strerror or type(e).__name__})"
+    return None
+
+
+def source_problem(film, out_dir: Path | None) -> str | None:
+    """Why `--dicom-out` cannot be honoured for this film, before any screening (None: it can)."""
+    if out_dir is not None and film.source_format != "dicom":
+        return (
+            f"--dicom-out needs a DICOM film: a {film.source_format} file has no patient or study to file results with"
+        )
+    return None
+
+
+class DicomTee:
+    """Wraps a batch engine's (entry, outcome) stream: each screened DICOM film's folder is written
+    before the batch appends its CSV row, so a resumed batch redoes a film whose row is missing and
+    its folder is replaced whole. Non-DICOM films get no folder (counted, see README)."""
+
+    def __init__(self, out_dir: Path, inner) -> None:
+        self.out_dir, self.inner = Path(out_dir), inner
+        self.counts = {"dicom_folders": 0, "dicom_not_dicom": 0, "dicom_failed": 0}
+
+    def __call__(self, todo):
+        for entry, outcome in self.inner(todo):
+            if getattr(outcome, "mask", None) is not None:
+                self._write(entry, outcome)
+            yield entry, outcome
+
+    def _write(self, entry, outcome) -> None:
+        """OSError stops the batch (disk full: fix and --resume); a film's DICOM problem is counted."""
+        if getattr(outcome.film, "source_format", None) != "dicom":
+            self.counts["dicom_not_dicom"] += 1
+            return
+        try:
+            write_outputs(self.out_dir, folder_name(entry.rel), entry.path, outcome)
+        except OSError:
+            raise
+        except Exception:  # e.g. a header highdicom refuses: the CSV row still stands
+            self.counts["dicom_failed"] += 1
+            return
+        self.counts["dicom_folders"] += 1
+
+
+def batch_outcomes(out_dir: Path | None, inner, screener, opts, workers: int):
+    """The batch's outcomes with `--dicom-out` written alongside (None/inner unchanged without it)."""
+    if out_dir is None:
+        return inner
+    if inner is None:
+        import inspect
+
+        from .batch import _local_outcomes  # the batch's own local engine, wrapped
+
+        # The worker pipeline keeps masks only when asked (`masks`); the SEG needs them.
+        keep = {"masks": True} if "masks" in inspect.signature(_local_outcomes).parameters else {}
+        inner = _local_outcomes(screener, opts, workers, **keep)
+    return DicomTee(out_dir, inner)
+
+
+def batch_problem(folder: Path, out_dir: Path) -> str | None:
+    """`batch --dicom-out` inside the folder being screened would screen its own outputs next time."""
+    try:
+        inside = Path(out_dir).resolve().is_relative_to(Path(folder).resolve())
+    except OSError:
+        inside = False
+    if inside:
+        return "--dicom-out must be outside the folder being screened (its files would be screened next time)"
+    if Path(out_dir).exists() and not Path(out_dir).is_dir():
+        return f"--dicom-out is a file, not a folder: {Path(out_dir).name}"
+    return None
