@@ -13,10 +13,10 @@ import hashlib
 import io
 import os
 import re
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
 
 from .reader import ReadError, read_film
 from .report import CSV_FIELDS, Report

@@ -12,8 +12,8 @@ gap and no duplicate. A film that kills worker after worker gets an error row in
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 PLUGIN = "sarco-edge-screener"
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections import deque
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -46,7 +46,10 @@ class ScreenFailed(Exception):
 def _init_worker() -> None:
     import warnings
 
+    import cv2
+
     warnings.simplefilter("ignore")  # as edge.cli.main does for the writer process
+    cv2.setNumThreads(1)  # a worker per core already: OpenCV's own threads would only contend
 
 
 def prepare(path: str, spacing_mm: float | None, size: tuple[int, int]) -> Prepared | ReadError | ScreenFailed:

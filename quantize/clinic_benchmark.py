@@ -13,6 +13,7 @@ Timing only: nothing is asserted about it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import subprocess
@@ -30,10 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 def _tree_rss_mb(proc: psutil.Process) -> float:
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
-        try:
+        with contextlib.suppress(psutil.Error):  # a child that has just ended
             total += p.memory_info().rss
-        except psutil.Error:
-            pass
     return total / 2**20
 
 
