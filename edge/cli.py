@@ -16,7 +16,6 @@ from rich.console import Console
 from rich.table import Table
 
 from . import __version__
-from .reader import ReadError, read_film
 
 EXIT_BAD_INPUT = 3
 EXIT_MODEL = 4
@@ -49,6 +48,8 @@ def main() -> None:
 
 def film_summary(path: Path, spacing_mm: float | None) -> dict:
     """What the reader found in a file, without the patient's name or id."""
+    from .reader import read_film
+
     f = read_film(path, spacing_mm=spacing_mm)
     return {
         "file": path.name,
@@ -77,6 +78,8 @@ def inspect(
     as_json: bool = typer.Option(False, "--json", help="Print JSON."),
 ) -> None:
     """Read one film and show what the clinic runtime sees: size, photometry, spacing and its source, sex, height."""
+    from .reader import ReadError
+
     try:
         info = film_summary(image, spacing_mm)
     except ReadError as e:
@@ -94,14 +97,21 @@ def inspect(
 _DEVICE = re.compile(r"^(CPU|GPU(\.\d+)?|NPU|(AUTO|MULTI|HETERO)(:[A-Z0-9.,]+)?)$")
 
 
-def _screener(model: Path | None, device: str, hint: str | None = None):
-    from .bundle import BundleError
+def _new_screener(model: Path | None, device: str, hint: str | None = None):
     from .screen import Screener
+
+    return Screener(model, device, hint=hint)
+
+
+def _screener(model: Path | None, device: str, hint: str | None = None, loading=None):
+    """The screener (bundle verified, model compiled), or one error line; `loading`: a future of
+    `_new_screener` already started (screen compiles while it reads the film)."""
+    from .bundle import BundleError
 
     if not _DEVICE.match(device or ""):
         raise fail("--device must be CPU, GPU, GPU.N, NPU or AUTO (AUTO:..., MULTI:..., HETERO:...)", 2)
     try:
-        return Screener(model, device, hint=hint)
+        return loading.result() if loading else _new_screener(model, device, hint)
     except BundleError as e:
         raise fail(f"model bundle: {e}", EXIT_MODEL)
     except Exception as e:  # OpenVINO could not compile: a model or device problem, one line
@@ -182,19 +192,23 @@ def screen(
     dicom_out: Path = typer.Option(None, "--dicom-out", help="Folder for DICOM SEG, SR and overlay SC (DICOM films)."),
 ) -> None:
     """Screen one long-leg film: thigh muscle area, SMI estimate with its 95% interval, and a flag."""
-    from .reader import read_film
-    from .screen import write_overlay
+    from concurrent.futures import ThreadPoolExecutor
 
     opts = _options(sex, height_cm, criteria, grip_kg, gait_speed, spacing_mm)
     if overlay is not None:
         _check_overlay_path(overlay, image)
-    try:
-        film = read_film(image, spacing_mm=spacing_mm)
-    except ReadError as e:
-        raise fail(f"{image.name}: {e}", EXIT_BAD_INPUT)
-    if dicom_out is not None and (problem := _dicom_out().source_problem(film, dicom_out)):
-        raise fail(f"{image.name}: {problem}", 2)
-    scr = _screener(model, device)
+    from .reader import ReadError, read_film
+    from .screen import write_overlay
+
+    with ThreadPoolExecutor(1) as pool:  # start-up: the bundle is verified and compiled while the film is read
+        loading = pool.submit(_new_screener, model, device) if _DEVICE.match(device or "") else None
+        try:
+            film = read_film(image, spacing_mm=spacing_mm)
+        except ReadError as e:
+            raise fail(f"{image.name}: {e}", EXIT_BAD_INPUT)
+        if dicom_out is not None and (problem := _dicom_out().source_problem(film, dicom_out)):
+            raise fail(f"{image.name}: {problem}", 2)
+        scr = _screener(model, device, loading=loading)
     res = scr.screen(film, opts)
     if overlay:
         write_overlay(overlay, res.film, res.mask, res.report)
