@@ -14,9 +14,10 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -92,94 +93,109 @@ def _finite(v: Any) -> bool:
 
 def validate_manifest(m: Any) -> None:
     """Schema check of the fields the runtime uses; BundleError with one line naming the field."""
-
-    def need(ok: bool, what: str) -> None:
-        if not ok:
-            raise BundleError(f"manifest.json: {what}")
-
-    need(isinstance(m, dict), "not a JSON object")
+    _need(isinstance(m, dict), "not a JSON object")
     for k in ("name", "version", "architecture", "precision"):
-        need(isinstance(m.get(k), str) and 0 < len(m[k]) <= 64, f"{k} must be a short string")
-    files = m.get("files")
-    need(
-        isinstance(files, dict) and {"model_xml", "model_bin", "card"} <= set(files),
-        "files must name model_xml, model_bin and card",
-    )
-    for k, name in files.items():
-        need(
-            isinstance(name, str) and bool(_NAME.match(name)), f"files.{k} must be a plain file name inside the bundle"
-        )
-    digests = m.get("sha256")
-    need(isinstance(digests, dict), "sha256 must map file names to digests")
-    for name in files.values():
-        need(
-            isinstance(digests.get(name), str) and bool(_HEX64.match(digests[name])),
-            f"sha256 of {name} missing or malformed",
-        )
+        _need(isinstance(m.get(k), str) and 0 < len(m[k]) <= 64, f"{k} must be a short string")
+    _check_files(m.get("files"), m.get("sha256"))
     inp = m.get("input")
     size = inp.get("size") if isinstance(inp, dict) else None
-    need(
+    _need(
         isinstance(size, list)
         and len(size) == 2
         and all(isinstance(v, int) and not isinstance(v, bool) and 32 <= v <= 4096 and v % 32 == 0 for v in size),
         "input.size must be [height, width], each a multiple of 32",
     )
     out = m.get("output")
-    need(
+    _need(
         isinstance(out, dict) and _finite(out.get("threshold")) and 0 < out["threshold"] < 1,
         "output.threshold must be in (0, 1)",
     )
-    cal = m.get("smi_calibration")
-    if cal is not None:
-        need(isinstance(cal, dict), "smi_calibration must be an object")
-        need(cal.get("form") in FORMS, f"smi_calibration.form must be one of {', '.join(FORMS)}")
-        coef, A = cal.get("coef"), cal.get("xtx_inv")
-        need(
-            isinstance(coef, list) and len(coef) == 4 and all(map(_finite, coef)),
-            "smi_calibration.coef must be 4 numbers",
+    if m.get("smi_calibration") is not None:
+        _check_calibration(m["smi_calibration"])
+    if m.get("quality_gate") is not None:
+        _check_gate(m["quality_gate"])
+    if m.get("decision") is not None:
+        _check_decision(m["decision"])
+
+
+def _need(ok: bool, what: str) -> None:
+    if not ok:
+        raise BundleError(f"manifest.json: {what}")
+
+
+def _check_files(files: Any, digests: Any) -> None:
+    """Plain file names inside the bundle, each with a sha256."""
+    _need(
+        isinstance(files, dict) and {"model_xml", "model_bin", "card"} <= set(files),
+        "files must name model_xml, model_bin and card",
+    )
+    for k, name in files.items():
+        _need(
+            isinstance(name, str) and bool(_NAME.match(name)), f"files.{k} must be a plain file name inside the bundle"
         )
-        need(
-            isinstance(A, list)
-            and len(A) == 4
-            and all(isinstance(r, list) and len(r) == 4 and all(map(_finite, r)) for r in A),
-            "smi_calibration.xtx_inv must be 4 x 4 numbers",
+    _need(isinstance(digests, dict), "sha256 must map file names to digests")
+    for name in files.values():
+        _need(
+            isinstance(digests.get(name), str) and bool(_HEX64.match(digests[name])),
+            f"sha256 of {name} missing or malformed",
         )
-        need(
-            _finite(cal.get("residual_sd")) and 0 < cal["residual_sd"] <= 3,
-            "smi_calibration.residual_sd must be in (0, 3]",
-        )
-        need(_finite(cal.get("t95")) and 1.5 <= cal["t95"] <= 3.5, "smi_calibration.t95 must be in [1.5, 3.5]")
-        need(isinstance(cal.get("n"), int) and cal["n"] >= 5, "smi_calibration.n must be an integer >= 5")
-        for k, hi in (("interval_scale", 10.0), ("one_side_sd", 3.0)):
-            if k in cal:
-                need(
-                    _finite(cal[k]) and 0 <= cal[k] <= hi and (k != "interval_scale" or cal[k] > 0),
-                    f"smi_calibration.{k} out of range",
-                )
-    gate = m.get("quality_gate")
-    if gate is not None:
-        need(isinstance(gate, dict), "quality_gate must be an object")
-        for k, v in gate.items():
-            vals = v if isinstance(v, list) else [v]
-            need(
-                k in GATE_FIELDS
-                and all(map(_finite, vals))
-                and all(x >= 0 for x in vals)
-                and (len(vals) == 1 or (len(vals) == 2 and vals[0] <= vals[1])),
-                f"quality_gate.{k} malformed",
+
+
+def _check_calibration(cal: Any) -> None:
+    """The SMI model: a known form, 4 finite coefficients, a 4 x 4 matrix, plausible spreads."""
+    _need(isinstance(cal, dict), "smi_calibration must be an object")
+    _need(cal.get("form") in FORMS, f"smi_calibration.form must be one of {', '.join(FORMS)}")
+    coef, A = cal.get("coef"), cal.get("xtx_inv")
+    _need(
+        isinstance(coef, list) and len(coef) == 4 and all(map(_finite, coef)),
+        "smi_calibration.coef must be 4 numbers",
+    )
+    _need(
+        isinstance(A, list)
+        and len(A) == 4
+        and all(isinstance(r, list) and len(r) == 4 and all(map(_finite, r)) for r in A),
+        "smi_calibration.xtx_inv must be 4 x 4 numbers",
+    )
+    _need(
+        _finite(cal.get("residual_sd")) and 0 < cal["residual_sd"] <= 3,
+        "smi_calibration.residual_sd must be in (0, 3]",
+    )
+    _need(_finite(cal.get("t95")) and 1.5 <= cal["t95"] <= 3.5, "smi_calibration.t95 must be in [1.5, 3.5]")
+    _need(isinstance(cal.get("n"), int) and cal["n"] >= 5, "smi_calibration.n must be an integer >= 5")
+    for k, hi in (("interval_scale", 10.0), ("one_side_sd", 3.0)):
+        if k in cal:
+            _need(
+                _finite(cal[k]) and 0 <= cal[k] <= hi and (k != "interval_scale" or cal[k] > 0),
+                f"smi_calibration.{k} out of range",
             )
-    dec = m.get("decision")
-    if dec is not None:
-        need(isinstance(dec, dict), "decision must be an object")
-        for k, th in dec.items():
-            need(k in CRITERIA, f"decision.{k}: unknown criteria")
-            need(
-                isinstance(th, dict)
-                and _finite(th.get("clear"))
-                and _finite(th.get("refer"))
-                and 0 <= th["clear"] <= th["refer"] <= 1,
-                f"decision.{k} needs 0 <= clear <= refer <= 1",
-            )
+
+
+def _check_gate(gate: Any) -> None:
+    """Known fields, each a non-negative number or an ordered [low, high]."""
+    _need(isinstance(gate, dict), "quality_gate must be an object")
+    for k, v in gate.items():
+        vals = v if isinstance(v, list) else [v]
+        _need(
+            k in GATE_FIELDS
+            and all(map(_finite, vals))
+            and all(x >= 0 for x in vals)
+            and (len(vals) == 1 or (len(vals) == 2 and vals[0] <= vals[1])),
+            f"quality_gate.{k} malformed",
+        )
+
+
+def _check_decision(dec: Any) -> None:
+    """Per known criteria, 0 <= clear <= refer <= 1."""
+    _need(isinstance(dec, dict), "decision must be an object")
+    for k, th in dec.items():
+        _need(k in CRITERIA, f"decision.{k}: unknown criteria")
+        _need(
+            isinstance(th, dict)
+            and _finite(th.get("clear"))
+            and _finite(th.get("refer"))
+            and 0 <= th["clear"] <= th["refer"] <= 1,
+            f"decision.{k} needs 0 <= clear <= refer <= 1",
+        )
 
 
 def _trusted_digests() -> set[str]:

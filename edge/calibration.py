@@ -19,8 +19,8 @@ One module for both sides: `sarco calibrate` (training side, phantom cohorts) an
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Sequence
 
 import numpy as np
 

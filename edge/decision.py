@@ -32,7 +32,7 @@ class Thresholds:
     refer: float  # p_low at or above: low_muscle_mass
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Thresholds":
+    def from_dict(cls, d: dict) -> Thresholds:
         return cls(clear=float(d["clear"]), refer=float(d["refer"]))
 
 

@@ -8,6 +8,7 @@ written through a path the caller did not name.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -25,10 +26,8 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
 
 

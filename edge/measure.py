@@ -89,3 +89,16 @@ def thigh_areas(mask: np.ndarray, spacing_mm: tuple[float, float] | None, pixels
         return Areas(total_px * px, None, None, unit, 1)
     right, left = sides
     return Areas(total_px * px, right * px, left * px, unit, 2)
+
+
+def dice_iou(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    """Dice and IoU of two boolean masks; both empty counts as perfect agreement.
+
+    Here, beside the area, because training, evaluation and the INT8 accuracy check all judge a
+    mask with it, and train and quantize may not import each other."""
+    pred, truth = pred.astype(bool), truth.astype(bool)
+    inter = int(np.count_nonzero(pred & truth))
+    a, b = int(np.count_nonzero(pred)), int(np.count_nonzero(truth))
+    if a + b == 0:
+        return 1.0, 1.0
+    return 2.0 * inter / (a + b), inter / (a + b - inter)

@@ -8,8 +8,8 @@ padding) to a fixed size divisible by 32, which smp's encoders need.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import cv2
 import numpy as np

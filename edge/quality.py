@@ -68,7 +68,7 @@ class GateConfig:
     min_femur_support: float = 0.5  # share of the muscle's rows with femur inside them
 
     @classmethod
-    def from_dict(cls, d: dict | None) -> "GateConfig":
+    def from_dict(cls, d: dict | None) -> GateConfig:
         d = d or {}
         kw = {
             f.name: (tuple(d[f.name]) if isinstance(d[f.name], list) else d[f.name]) for f in fields(cls) if f.name in d
@@ -145,27 +145,7 @@ def quality_gate(
     if areas.sides_seen == 0 or confidence < cfg.min_confidence:
         return [LOW_CONFIDENCE], quality
     if mask is not None:
-        a = anatomy(film, mask, areas)
-        quality.update(
-            {
-                "muscle_length_cm": None if a.muscle_length_cm is None else round(a.muscle_length_cm, 1),
-                "muscle_level": round(a.muscle_level, 3),
-                "side_ratio": None if a.side_ratio is None else round(a.side_ratio, 3),
-            }
-        )
-        if a.muscle_level < cfg.min_muscle_level:
-            reasons.append(INVERTED)
-        if a.muscle_length_cm is not None:
-            if height_m:
-                r = a.muscle_length_cm / (height_m * 100)
-                quality["length_to_height"] = round(r, 3)
-                ok = cfg.length_to_height[0] <= r <= cfg.length_to_height[1]
-            else:
-                ok = cfg.muscle_length_cm[0] <= a.muscle_length_cm <= cfg.muscle_length_cm[1]
-            if not ok:
-                reasons.append(SPACING_ANATOMY)
-        if a.side_ratio is not None and a.side_ratio > cfg.max_side_ratio:
-            reasons.append(ASYMMETRY)
+        reasons += _anatomy_reasons(anatomy(film, mask, areas), height_m, cfg, quality)
     if femur is not None:
         quality["femur_support"] = round(femur, 3)
         if femur < cfg.min_femur_support:
@@ -177,3 +157,30 @@ def quality_gate(
         if not plausible:
             reasons.append(IMPLAUSIBLE_AREA)
     return reasons, quality
+
+
+def _anatomy_reasons(a: Anatomy, height_m: float | None, cfg: GateConfig, quality: dict) -> list[str]:
+    """Inverted film, muscle length against height (or absolute, without a height) and spacing,
+    left/right asymmetry; the measured values go into `quality`."""
+    quality.update(
+        {
+            "muscle_length_cm": None if a.muscle_length_cm is None else round(a.muscle_length_cm, 1),
+            "muscle_level": round(a.muscle_level, 3),
+            "side_ratio": None if a.side_ratio is None else round(a.side_ratio, 3),
+        }
+    )
+    reasons = []
+    if a.muscle_level < cfg.min_muscle_level:
+        reasons.append(INVERTED)
+    if a.muscle_length_cm is not None:
+        if height_m:
+            r = a.muscle_length_cm / (height_m * 100)
+            quality["length_to_height"] = round(r, 3)
+            ok = cfg.length_to_height[0] <= r <= cfg.length_to_height[1]
+        else:
+            ok = cfg.muscle_length_cm[0] <= a.muscle_length_cm <= cfg.muscle_length_cm[1]
+        if not ok:
+            reasons.append(SPACING_ANATOMY)
+    if a.side_ratio is not None and a.side_ratio > cfg.max_side_ratio:
+        reasons.append(ASYMMETRY)
+    return reasons

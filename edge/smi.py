@@ -37,7 +37,7 @@ class SmiCalibration:
     one_side_sd: float = 0.0  # extra spread of an estimate from one thigh doubled (asymmetry)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "SmiCalibration":
+    def from_dict(cls, d: dict) -> SmiCalibration:
         return cls(
             form=d["form"],
             coef=tuple(d["coef"]),

@@ -5,12 +5,11 @@ bundle's smi_calibration, decision and its fit report replace the shipped ones, 
 section that says so, checksums are recomputed, and the new manifest digest is printed to pin in
 edge/bundle.py (PINNED_MANIFESTS).
 
-    python -m quantize.adopt SITE_BUNDLE --into models/default --command "the command that made it"
+    sarco adopt SITE_BUNDLE --into models/default --command "the command that made it"
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 from pathlib import Path
@@ -23,7 +22,7 @@ def adopt(site: Path, into: Path, command: str) -> str:
     s = load_bundle(site, require_trust=False)
     t = load_bundle(into, require_trust=False)
     if s.manifest["sha256"]["model.bin"] != t.manifest["sha256"]["model.bin"]:
-        raise SystemExit("the site bundle was made from other model files")
+        raise ValueError("the site bundle was made from other model files")
     m = dict(t.manifest)
     fit = dict(s.manifest["site_calibration"])
     fit["command"] = command
@@ -57,12 +56,3 @@ def adopt(site: Path, into: Path, command: str) -> str:
     text = json.dumps(m, indent=2)
     write_text_atomic(into / MANIFEST, text)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("site", type=Path)
-    ap.add_argument("--into", type=Path, required=True)
-    ap.add_argument("--command", required=True)
-    a = ap.parse_args()
-    print(adopt(a.site, a.into, a.command))

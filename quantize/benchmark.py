@@ -6,7 +6,10 @@ model call on a preprocessed input, batch 1, median over the films; throughput u
 THROUGHPUT hint with an AsyncInferQueue (torch and ORT: back-to-back calls). Dice is measured
 on each film's own grid, against the truth mask and against torch FP32.
 
-    python -m quantize.benchmark RUN --bundle models/default --data COHORT [--films 20] [--out FILE]
+    sarco benchmark RUN --bundle models/default --data COHORT [--films 20] [--out FILE]
+
+The torch model comes in from the caller (the `sarco` entry loads the run); it is saved once as
+a `torch.export` program, which the torch process loads without the training code.
 """
 
 from __future__ import annotations
@@ -21,7 +24,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import typer
 
 BACKENDS = [
     "torch_fp32",
@@ -34,9 +36,9 @@ BACKENDS = [
 
 
 def _films(cohort: Path, n: int, size):
+    from edge.dataset import load_cases, read_mask
     from edge.preprocess import to_model_input
     from edge.reader import read_film
-    from train.data import load_cases, read_mask
 
     out = []
     for c in load_cases(cohort, "test")[:n]:
@@ -46,27 +48,26 @@ def _films(cohort: Path, n: int, size):
     return out
 
 
-def prepare(run: Path, work: Path) -> None:
-    """Files every backend loads (ONNX, FP32 and FP16 IR), made once here so that the OpenVINO
-    and ONNX Runtime processes never import torch and their peak RSS is their own."""
+def prepare(model, size: tuple[int, int], work: Path) -> None:
+    """Files every backend loads (a torch.export program, ONNX, FP32 and FP16 IR), made once here
+    so that the OpenVINO and ONNX Runtime processes never import torch and their peak RSS is their own."""
     import openvino as ov
     import torch
 
-    from train.trainer import load_run
-
     from .export import convert
 
-    model, cfg = load_run(run)
+    example = torch.zeros(1, 1, *size)
+    torch.export.save(torch.export.export(model, (example,)), str(work / "model.pt2"))
     torch.onnx.export(
         model,
-        torch.zeros(1, 1, *cfg.size),
+        example,
         str(work / "model.onnx"),
         input_names=["x"],
         output_names=["y"],
         opset_version=17,
         dynamo=False,
     )
-    ov_model = convert(model, tuple(cfg.size))
+    ov_model = convert(model, tuple(size))
     ov.save_model(ov_model, work / "model_fp32.xml", compress_to_fp16=False)
     ov.save_model(ov_model, work / "model_fp16.xml", compress_to_fp16=True)
 
@@ -76,9 +77,7 @@ def _runner(backend: str, run: Path, bundle: Path, work: Path):
     if backend == "torch_fp32":
         import torch
 
-        from train.trainer import load_run
-
-        model, _ = load_run(run)
+        model = torch.export.load(str(work / "model.pt2")).module()
 
         def f(x):
             with torch.no_grad():
@@ -124,8 +123,8 @@ def _runner(backend: str, run: Path, bundle: Path, work: Path):
 def child(backend: str, run: Path, bundle: Path, cohort: Path, n: int, result: Path, work: Path) -> None:
     """Runs in a fresh process: one backend, all films."""
     from edge.bundle import load_bundle, probability_from_logits
+    from edge.measure import dice_iou
     from edge.preprocess import to_film_grid
-    from train.evaluate import dice_iou
 
     size = load_bundle(bundle, require_trust=False).input_size
     films = _films(cohort, n, size)
@@ -163,16 +162,19 @@ def child(backend: str, run: Path, bundle: Path, cohort: Path, n: int, result: P
 
 
 def main(
+    model,
+    size: tuple[int, int],
     run: Path,
-    bundle: Path = typer.Option(Path("models/default")),
-    data: Path = typer.Option(...),
-    films: int = typer.Option(20),
-    out: Path = typer.Option(Path("benchmark.md")),
-    backends: str = typer.Option(",".join(BACKENDS)),
+    bundle: Path,
+    data: Path,
+    films: int = 20,
+    out: Path = Path("benchmark.md"),
+    backends: str = ",".join(BACKENDS),
 ) -> None:
+    """Every backend on the same films, each in its own process; the table printed and written."""
     rows = []
     with tempfile.TemporaryDirectory() as td:
-        prepare(run, Path(td))
+        prepare(model, size, Path(td))
         for b in backends.split(","):
             res = Path(td) / f"{b}.json"
             p = subprocess.run(
@@ -199,7 +201,7 @@ def main(
             with np.load(res.with_suffix(".npz")) as z:
                 r["masks"] = [z[k] for k in sorted(z.files, key=lambda s: int(s.split("_")[1]))]
             rows.append(r)
-    from train.evaluate import dice_iou
+    from edge.measure import dice_iou
 
     ref = next((r for r in rows if r["backend"] == "torch_fp32"), None)
     base = ref["median_ms"] if ref else None
@@ -211,7 +213,7 @@ def main(
         "`edge.preprocess.flip_average`, as the clinic runs it); latency = median per film; "
         "throughput = OpenVINO THROUGHPUT hint + AsyncInferQueue (torch/ORT: sequential calls).",
         "",
-        f"Command: `python -m quantize.benchmark {run} --bundle {bundle} --data {data} --films {films} --out {out}`",
+        f"Command: `sarco benchmark {run} --bundle {bundle} --data {data} --films {films} --out {out}`",
         "",
         "| backend | median ms / film | x vs torch | x vs OV FP32 | films/s | peak RSS MB | file MB | Dice vs truth | Dice vs torch FP32 |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -231,7 +233,7 @@ def main(
 def _peak_rss_mb() -> float:
     """This process's own peak RSS (VmHWM resets at exec; ru_maxrss would carry the parent's)."""
     try:
-        for line in open("/proc/self/status"):
+        for line in Path("/proc/self/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     except OSError:
@@ -241,7 +243,7 @@ def _peak_rss_mb() -> float:
 
 def _cpu() -> str:
     try:
-        for line in open("/proc/cpuinfo"):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
@@ -249,9 +251,6 @@ def _cpu() -> str:
     return "unknown CPU"
 
 
-if __name__ == "__main__":
-    if len(sys.argv) > 1 and sys.argv[1] == "child":
-        _, _, b, r, bu, co, n, res, wd = sys.argv
-        child(b, Path(r), Path(bu), Path(co), int(n), Path(res), Path(wd))
-    else:
-        typer.run(main)
+if __name__ == "__main__":  # the per-backend child process started by `main`
+    _, _, b, r, bu, co, n, res, wd = sys.argv
+    child(b, Path(r), Path(bu), Path(co), int(n), Path(res), Path(wd))

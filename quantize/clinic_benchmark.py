@@ -21,14 +21,19 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import psutil
 import typer
+
+if TYPE_CHECKING:
+    import psutil
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _tree_rss_mb(proc: psutil.Process) -> float:
+    import psutil  # here, not at the top: `sarco` lists this command on a clinic install too
+
     total = 0
     for p in [proc, *proc.children(recursive=True)]:
         with contextlib.suppress(psutil.Error):  # a child that has just ended
@@ -40,6 +45,8 @@ def _timed(args: list[str], env: dict, cwd: Path) -> tuple[float, float]:
     """Wall seconds and peak tree RSS (MB, sampled every 20 ms) of one command."""
     t = time.perf_counter()
     p = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    import psutil
+
     proc, peak = psutil.Process(p.pid), 0.0
     while p.poll() is None:
         peak = max(peak, _tree_rss_mb(proc))
@@ -57,7 +64,8 @@ def _variants(before_src: Path | None, engine: str | None) -> list[tuple[str, di
     if before_src:
         out.append((f"before ({before_src.name}), batch", {"PYTHONPATH": str(before_src.resolve())}, []))
     out.append(("now, batch --workers 0 (one process)", now, ["--workers", "0"]))
-    out.append(("now, batch (reading workers, async model)", now, []))
+    out.append(("now, batch --workers 1", now, ["--workers", "1"]))
+    out.append(("now, batch (default: a reading worker per core, async model)", now, []))
     if engine:
         out.append((f"now, batch --engine {engine} (2 workers)", now, ["--engine", engine, "--workers", "2"]))
     return out

@@ -1,18 +1,21 @@
-"""Export a trained run to OpenVINO IR (FP32 and FP16-compressed) with a static input shape,
+"""Export a trained model to OpenVINO IR (FP32 and FP16-compressed) with a static input shape,
 checked against torch on real cohort films: a mismatch is refused, not written.
+
+The model comes in as a torch module with its `ModelSpec`; loading a training run is the
+training side's business (`train.trainer.load_run`), and the `sarco` entry composes the two.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
+from edge.dataset import load_cases
+from edge.measure import dice_iou
 from edge.preprocess import to_model_input
 from edge.reader import read_film
-from train.data import load_cases
-from train.evaluate import dice_iou
-from train.trainer import load_run
 
 MAX_LOGIT_DIFF = 1e-3  # FP32 IR vs torch, relative to the logit range
 MIN_MASK_DICE = 0.999
@@ -20,6 +23,15 @@ MIN_MASK_DICE = 0.999
 
 class ExportMismatch(Exception):
     pass
+
+
+class ModelSpec(Protocol):
+    """What quantize needs to know of a trained model (train's TrainConfig is one)."""
+
+    arch: str
+    encoder: str
+    classes: str  # "binary" or "multi"
+    size: tuple[int, int]
 
 
 def convert(model, size: tuple[int, int]):
@@ -55,11 +67,10 @@ def check_against_torch(ov_model, model, classes: str, films: list[np.ndarray], 
     }
 
 
-def export_run(run: Path, cohort: Path, out: Path, n_check: int = 8) -> dict:
+def export_model(model, cfg: ModelSpec, cohort: Path, out: Path, n_check: int = 8) -> dict:
     """Write out/model_fp32.xml and out/model_fp16.xml after the torch check; returns the check."""
     import openvino as ov
 
-    model, cfg = load_run(run)
     size = tuple(cfg.size)
     ov_model = convert(model, size)
     cases = load_cases(cohort, "val")[:n_check] or load_cases(cohort)[:n_check]

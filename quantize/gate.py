@@ -1,6 +1,6 @@
 """Choose a bundle's quality-gate thresholds on validation films and write them into its manifest.
 
-    python -m quantize.gate BUNDLE --data COHORT --split val
+    sarco gate BUNDLE --data COHORT --split val
 
 Each threshold starts from the validation films' range and is widened by a stated factor,
 because the phantom's population is narrower than real patients' (README, the quality gate):
@@ -13,13 +13,13 @@ stays at 0.6: decisiveness is not anatomy, and real films are less decided than 
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
 from edge.bundle import MANIFEST, sha256
+from edge.dataset import load_cases
 from edge.files import write_text_atomic
 from edge.measure import thigh_areas
 from edge.quality import GateConfig, anatomy
@@ -30,13 +30,9 @@ from edge.screen import Screener
 def choose_gate(bundle: Path, cohort: Path, split: str = "val") -> dict:
     scr = Screener(bundle)
     ratio, length, side, level, femur = [], [], [], [], []
-    import csv
-
-    with open(Path(cohort) / "cases.csv", newline="") as f:  # the cohort layout (PHANTOM.md)
-        cases = [r for r in csv.DictReader(f) if r.get("split") in split.split("+")]
-    for c in cases:
-        height_m = float(c["height_m"]) if c.get("height_m") else None
-        film = read_film(Path(cohort) / c["image"])
+    for c in load_cases(cohort, split):
+        height_m = c.height_m
+        film = read_film(c.image)
         seg = scr.segment_full(film)
         mask = seg.mask
         if seg.femur_support is not None:
@@ -59,20 +55,16 @@ def choose_gate(bundle: Path, cohort: Path, split: str = "val") -> dict:
         "max_side_ratio": round(max(2.0, 1.25 * float(np.percentile(side, 99))), 3),
         "min_muscle_level": round(0.6 * min(level), 3),
         **({"min_femur_support": round(0.6 * min(femur), 3)} if femur else {}),
-        "chosen_on": f"{len(length)} films of {Path(cohort).name}, split {split} (quantize/gate.py)",
+        "chosen_on": f"{len(length)} films of {Path(cohort).name}, split {split} (sarco gate)",
     }
 
 
-if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("bundle", type=Path)
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--split", default="val")
-    a = ap.parse_args()
-    gate = choose_gate(a.bundle, a.data, a.split)
-    m = json.loads((a.bundle / MANIFEST).read_text())
+def write_gate(bundle: Path, cohort: Path, split: str = "val") -> dict:
+    """Choose the thresholds and write them into the bundle's manifest (checksums renewed)."""
+    gate = choose_gate(bundle, cohort, split)
+    m = json.loads((bundle / MANIFEST).read_text())
     m["quality_gate"] = {k: v for k, v in gate.items() if k != "chosen_on"}
     m["quality_gate_chosen_on"] = gate["chosen_on"]
-    m["sha256"] = {n: sha256(a.bundle / n) for n in set(m["files"].values())}
-    write_text_atomic(a.bundle / MANIFEST, json.dumps(m, indent=2))
-    print(json.dumps(gate, indent=2))
+    m["sha256"] = {n: sha256(bundle / n) for n in set(m["files"].values())}
+    write_text_atomic(bundle / MANIFEST, json.dumps(m, indent=2))
+    return gate

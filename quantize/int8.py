@@ -17,13 +17,12 @@ import numpy as np
 
 from edge import __version__
 from edge.bundle import MANIFEST, muscle_probability, sha256
+from edge.dataset import PREP_VERSION, cache_dir, cached_arrays, load_cases, read_mask
+from edge.measure import dice_iou
 from edge.preprocess import PERCENTILES, to_film_grid, to_model_input
 from edge.reader import read_film
-from train.data import PREP_VERSION, cached_arrays, load_cases, read_mask
-from train.evaluate import dice_iou
-from train.trainer import load_run
 
-from .export import convert
+from .export import ModelSpec, convert
 
 LABELS = {"background": 0, "thigh_muscle": 1}
 ALL_LABELS = {"background": 0, "thigh_muscle": 1, "thigh_fat": 2, "bone": 3, "calf_muscle": 4}
@@ -59,7 +58,9 @@ def _compile(model):
     return ov.Core().compile_model(model, "CPU", F32)
 
 
-def quantize_run(
+def quantize_model(
+    model,
+    cfg: ModelSpec,
     run: Path,
     cohort: Path,
     out: Path,
@@ -69,13 +70,13 @@ def quantize_run(
     version: str = __version__,
     log=print,
 ) -> dict:
+    """INT8 of `model` (its run folder gives the calibration and metadata files) into bundle `out`."""
     import nncf
 
-    model, cfg = load_run(run)
     size = tuple(cfg.size)
     ov_fp32 = convert(model, size)
     calib_cases = load_cases(cohort, "train")[:calib_films]
-    cache = Path(cohort) / ".cache" / f"prep{PREP_VERSION}_{size[0]}x{size[1]}"
+    cache = cache_dir(cohort, size)
     xs, _ = cached_arrays(calib_cases, cache, size)
     calib = nncf.Dataset([x.astype(np.float32)[None, None] for x in xs])
     val_cases = load_cases(cohort, "val")
@@ -124,7 +125,9 @@ def quantize_run(
     return metrics
 
 
-def write_bundle(ov_model, run: Path, cohort: Path, out: Path, cfg, metrics: dict, name: str, version: str) -> None:
+def write_bundle(
+    ov_model, run: Path, cohort: Path, out: Path, cfg: ModelSpec, metrics: dict, name: str, version: str
+) -> None:
     """IR + manifest + card into a temporary folder, then moved into place in one rename."""
     import openvino as ov
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pydicom
+import pytest
 from conftest import REPO, run_cli
 from hostile import make_hostile_corpus
 
@@ -67,16 +68,26 @@ def test_an_unknown_device_is_a_usage_error():
     assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1 and "--device" in res.stderr
 
 
-def test_training_commands_on_a_clinic_install_say_what_to_install():
+@pytest.mark.parametrize(
+    "entry,argv",
+    [
+        ("sarco", ["train", "cohort", "--run", "r"]),
+        ("sarco", ["export", "run", "--out", "o", "--data", "d"]),
+        ("sarco", ["quantize", "run", "--out", "o", "--data", "d"]),
+        ("train.cli", ["evaluate", "run", "--data", "d"]),
+    ],
+)
+def test_training_commands_on_a_clinic_install_say_what_to_install(entry: str, argv: list[str]):
+    """The composed `sarco` entry and the training room alone both name the extra to install."""
     code = (
-        "import sys; sys.modules['torch'] = None\n"
-        "from train.cli import app\n"
-        "sys.argv = ['sarco', 'train', 'cohort', '--run', 'r']\n"
-        "app()\n"
+        "import runpy, sys; sys.modules['torch'] = None\n"
+        f"sys.argv = ['sarco', *{argv!r}]\n"
+        f"runpy.run_module({entry!r}, run_name='__main__')\n"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
     assert res.returncode == 2, res.stderr[-1000:]
     assert res.stderr.strip().splitlines() == [res.stderr.strip()] and ".[train]" in res.stderr
+    assert f"'sarco {argv[0]}'" in res.stderr
 
 
 def test_phantom_with_compression_is_byte_reproducible(tmp_path: Path):

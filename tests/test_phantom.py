@@ -179,7 +179,7 @@ def test_people_match_the_cohort_description():
     low = np.where(sex == "F", smi < 5.4, smi < 7.0)
     assert 0.30 <= low.mean() <= 0.45
     age = np.array([p.age for p in people])
-    assert 65 <= age.min() and age.max() <= 95 and abs(age.mean() - 77) < 1.0
+    assert age.min() >= 65 and age.max() <= 95 and abs(age.mean() - 77) < 1.0
     h = np.array([p.height_m for p in people])
     assert abs(h[sex == "F"].mean() - 1.51) < 0.01 and abs(h[sex == "M"].mean() - 1.64) < 0.01
     # Mid-thigh muscle CSA per thigh and circumference (PHANTOM.md section 3).

@@ -34,7 +34,7 @@ def test_mask_round_trip_through_the_model_grid(demo_cohort):
     film = read_film(img_path)
     x, box = to_model_input(film.pixels)
     assert x.shape == (1, 1, *DEFAULT_SIZE) and x.dtype == np.float32
-    assert 0.0 <= x.min() and x.max() <= 1.0
+    assert x.min() >= 0.0 and x.max() <= 1.0
     truth = mask == 1
     small = resize_mask(truth.astype(np.uint8), box).astype(np.float32)
     back = to_film_grid(cv2.GaussianBlur(small, (0, 0), 0.7), box) > 0.5

@@ -46,7 +46,7 @@ def test_export_writes_static_fp32_and_fp16_ir(tiny_run, tmp_path):
     import openvino as ov
 
     cohort, run = tiny_run
-    res = run_cli("train.cli", "export", str(run), "--out", str(tmp_path / "ir"), "--data", str(cohort))
+    res = run_cli("sarco", "export", str(run), "--out", str(tmp_path / "ir"), "--data", str(cohort))
     assert res.returncode == 0, res.stderr[-2000:]
     for f in ("model_fp32.xml", "model_fp16.xml"):
         m = ov.Core().read_model(tmp_path / "ir" / f)
@@ -60,7 +60,7 @@ def test_export_writes_static_fp32_and_fp16_ir(tiny_run, tmp_path):
 def test_quantize_writes_a_verified_bundle_and_refuses_tampering(tiny_run, tmp_path):
     cohort, run = tiny_run
     out = tmp_path / "bundle"
-    res = run_cli("train.cli", "quantize", str(run), "--data", str(cohort), "--out", str(out), "--max-drop", "1.0")
+    res = run_cli("sarco", "quantize", str(run), "--data", str(cohort), "--out", str(out), "--max-drop", "1.0")
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["precision"] == "INT8" and manifest["architecture"] == "unet"
@@ -68,7 +68,7 @@ def test_quantize_writes_a_verified_bundle_and_refuses_tampering(tiny_run, tmp_p
     bundle = load_bundle(out, require_trust=False)
     compiled = compile_bundle(bundle)
     prob = muscle_probability(compiled, np.zeros((1, 1, *bundle.input_size), np.float32))
-    assert prob.shape == bundle.input_size and 0 <= prob.min() and prob.max() <= 1
+    assert prob.shape == bundle.input_size and prob.min() >= 0 and prob.max() <= 1
     data = bytearray((out / "model.bin").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (out / "model.bin").write_bytes(bytes(data))
@@ -79,7 +79,7 @@ def test_quantize_writes_a_verified_bundle_and_refuses_tampering(tiny_run, tmp_p
 def test_quantize_that_cannot_meet_the_bound_writes_nothing(tiny_run, tmp_path):
     cohort, run = tiny_run
     out = tmp_path / "never"
-    res = run_cli("train.cli", "quantize", str(run), "--data", str(cohort), "--out", str(out), "--max-drop", "-0.5")
+    res = run_cli("sarco", "quantize", str(run), "--data", str(cohort), "--out", str(out), "--max-drop", "-0.5")
     assert res.returncode == 1, res.stderr[-3000:]
     assert "misses the accuracy bound" in res.stderr
     assert not out.exists() and not any(p.name.startswith(".never") for p in tmp_path.iterdir())

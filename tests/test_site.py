@@ -29,7 +29,7 @@ def site(tmp_path_factory) -> tuple[Path, list[dict]]:
             "height_cm": round(float(r["height_m"]) * 100, 1),
             "dexa_smi": r["dexa_smi"],
         }
-        for r in csv.DictReader(open(out / "cases.csv"))
+        for r in csv.DictReader(Path(out / "cases.csv").read_text().splitlines())
     ]
     return out, rows
 

@@ -12,11 +12,9 @@ import pytest
 import torch
 from conftest import run_cli
 
-from edge.measure import thigh_areas
 from edge.smi import SmiCalibration
 from train.augment import augment
 from train.calibrate import auc, bland_altman, fit, flag_metrics, pearson_ci
-from train.evaluate import dice_iou
 from train.models import ARCHS, build_model
 
 
@@ -26,17 +24,6 @@ def tiny_cohort(tmp_path_factory) -> Path:
     res = run_cli("train.cli", "phantom", str(out), "--n", "24", "--seed", "4", "--spacing-mm", "2.0", "--no-preview")
     assert res.returncode == 0, res.stderr
     return out
-
-
-def test_dice_and_iou_of_known_masks():
-    a = np.zeros((10, 10), bool)
-    a[:, :5] = True  # 50 px
-    b = np.zeros((10, 10), bool)
-    b[:, 2:7] = True  # 50 px, 30 shared
-    d, j = dice_iou(a, b)
-    assert d == pytest.approx(0.6) and j == pytest.approx(30 / 70)
-    assert dice_iou(a, a) == (1.0, 1.0)
-    assert dice_iou(np.zeros((3, 3), bool), np.zeros((3, 3), bool)) == (1.0, 1.0)
 
 
 def test_pearson_bland_altman_and_auc_of_known_data():
@@ -75,22 +62,6 @@ def test_calibration_recovers_a_known_relation_and_its_interval():
     assert 0.93 < np.mean(inside) < 0.97
 
 
-def test_thigh_areas_tell_the_femur_from_the_gap_between_thighs():
-    # Two thighs, each split by a bright femur; a dark (fat/air) gap between them.
-    film = np.full((100, 80), 0.5, np.float32)
-    m = np.zeros((100, 80), bool)
-    m[10:90, 2:12] = m[10:90, 16:30] = True  # image left = patient's right: 10 + 14 columns
-    m[10:90, 44:56] = m[10:90, 60:70] = True  # patient's left: 12 + 10 columns
-    film[:, 12:16] = film[:, 56:60] = 0.9  # femurs, brighter than muscle
-    film[:, 30:44] = 0.1  # between the thighs
-    a = thigh_areas(m, (0.5, 0.5), film)
-    assert a.sides_seen == 2 and a.unit == "cm2"
-    assert a.right == pytest.approx(80 * 24 * 0.0025) and a.left == pytest.approx(80 * 22 * 0.0025)
-    # One thigh (the other off the film): two blobs around a femur are still one side.
-    one = thigh_areas(m[:, :36], None, film[:, :36])
-    assert one.sides_seen == 1 and one.unit == "px" and one.total == 80 * 24 and one.right is None
-
-
 def test_augment_keeps_labels_aligned_with_the_image():
     """Checked on pixels: an off-centre bright block labelled 1 must stay under its label whatever
     geometry, processing and clutter the augmentation draws: over 60 draws, the median gap between
@@ -104,7 +75,7 @@ def test_augment_keeps_labels_aligned_with_the_image():
     gaps = []
     for _ in range(60):
         xa, ya = augment(x, y, rng)
-        assert xa.shape == x.shape and ya.dtype == np.uint8 and 0 <= xa.min() and xa.max() <= 1
+        assert xa.shape == x.shape and ya.dtype == np.uint8 and xa.min() >= 0 and xa.max() <= 1
         assert set(np.unique(ya)) <= {0, 1}
         if ya.sum() > 50 and (ya == 0).sum() > 50:
             gaps.append(abs(np.median(xa[ya == 1]) - np.median(xa[ya == 0])))
@@ -161,7 +132,7 @@ def test_train_evaluate_calibrate_end_to_end(tiny_cohort: Path, tmp_path: Path):
         "--resume",
     )
     assert res.returncode == 0, res.stderr[-2000:]
-    log = list(csv.DictReader(open(run / "log.csv")))
+    log = list(csv.DictReader(Path(run / "log.csv").read_text().splitlines()))
     assert [int(r["step"]) for r in log] == [2, 4]
     res = run_cli("train.cli", "train", str(tiny_cohort), "--run", str(run), "--arch", "unet")
     assert res.returncode == 2 and "--resume" in res.stderr
@@ -169,10 +140,13 @@ def test_train_evaluate_calibrate_end_to_end(tiny_cohort: Path, tmp_path: Path):
     res = run_cli("train.cli", "evaluate", str(run), "--data", str(tiny_cohort), "--split", "test")
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads((run / "eval_test" / "summary.json").read_text())
-    rows = list(csv.DictReader(open(run / "eval_test" / "cases.csv")))
+    rows = list(csv.DictReader(Path(run / "eval_test" / "cases.csv").read_text().splitlines()))
     assert summary["n"] == len(rows) > 0
     assert summary["dice"]["mean"] == pytest.approx(np.mean([float(r["dice"]) for r in rows]), abs=1e-4)
-    truth = {r["case_id"]: float(r["thigh_muscle_area_cm2"]) for r in csv.DictReader(open(tiny_cohort / "cases.csv"))}
+    truth = {
+        r["case_id"]: float(r["thigh_muscle_area_cm2"])
+        for r in csv.DictReader(Path(tiny_cohort / "cases.csv").read_text().splitlines())
+    }
     for r in rows:  # the evaluator's true area is the cohort's truth, measured on the native grid
         assert float(r["area_true_cm2"]) == pytest.approx(truth[r["case_id"]], rel=1e-3)
 

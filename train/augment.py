@@ -23,9 +23,21 @@ import numpy as np
 
 
 def augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """x: (H, W) float32 in [0, 1]; y: (H, W) uint8 labels. Returns new arrays of the same shape."""
-    h, w = x.shape
+    """x: (H, W) float32 in [0, 1]; y: (H, W) uint8 labels. Returns new arrays of the same shape.
+
+    Four stages in a fixed order (the random draws come in the same order as ever, so a seed
+    gives the same films): geometry (image and labels), processing, clutter, detector and export."""
     x, y = np.ascontiguousarray(x, np.float32), np.ascontiguousarray(y)
+    x, y = _geometry(x, y, rng)
+    x = _processing(x, rng)
+    _clutter(x, rng)
+    x = _detector(x, rng)
+    return np.clip(x, 0, 1).astype(np.float32), np.ascontiguousarray(y)
+
+
+def _geometry(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Mirror, crops re-letterboxed, rotation/scale/shift, a film cut at one end, shutters."""
+    h, w = x.shape
     if rng.random() < 0.5:
         x, y = x[:, ::-1].copy(), y[:, ::-1].copy()
     if rng.random() < 0.35:
@@ -45,7 +57,11 @@ def augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.
             x[h - k :], y[h - k :] = 0, 0
     if rng.random() < 0.2:
         _shutter(x, y, rng)
-    # processing chain of the vendor / the export
+    return x, y
+
+
+def _processing(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The vendor's or the export's processing chain: heel, stitching, local contrast, exposure."""
     if rng.random() < 0.4:
         _heel(x, rng)
     if rng.random() < 0.3:
@@ -62,18 +78,19 @@ def augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.
         x = np.clip(x * rng.uniform(0.8, 1.2) + rng.uniform(-0.1, 0.1), 0, 1) ** rng.uniform(0.6, 1.6)
     if rng.random() < 0.1:
         x = 1.0 - x
-    # clutter
-    if rng.random() < 0.45:
-        _ruler(x, rng)
-    if rng.random() < 0.35:
-        _letter(x, rng)
-    if rng.random() < 0.3:
-        _text(x, rng)
-    if rng.random() < 0.12:
-        _grid(x, rng)
-    if rng.random() < 0.25:
-        _shield(x, rng)
-    # detector and export
+    return x
+
+
+def _clutter(x: np.ndarray, rng: np.random.Generator) -> None:
+    """Things in the beam, drawn into the image in place (the anatomy under them keeps its label)."""
+    for p, draw in ((0.45, _ruler), (0.35, _letter), (0.3, _text), (0.12, _grid), (0.25, _shield)):
+        if rng.random() < p:
+            draw(x, rng)
+
+
+def _detector(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Detector and export: lower resolution, blur, noise, 8 bits and JPEG."""
+    h, w = x.shape
     if rng.random() < 0.35:
         f = rng.uniform(0.35, 0.8)
         small = cv2.resize(np.clip(x, 0, 1), (max(int(w * f), 8), max(int(h * f), 8)), interpolation=cv2.INTER_AREA)
@@ -88,7 +105,7 @@ def augment(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.
             ok, buf = cv2.imencode(".jpg", q, [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(30, 96))])
             q = cv2.imdecode(buf, cv2.IMREAD_GRAYSCALE)
         x = q.astype(np.float32) / 255.0
-    return np.clip(x, 0, 1).astype(np.float32), np.ascontiguousarray(y)
+    return x
 
 
 def _crop_relletterbox(x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:

@@ -1,61 +1,25 @@
-"""`sarco`: the training-side command line (cohort generation now; training, evaluation, export later)."""
+"""The training room's commands (`sarco phantom/train/evaluate/calibrate/size-probe`): a Typer
+sub-app that the top-level `sarco` entry (sarco.py) composes with the quantization room's.
+
+Run alone with `python -m train.cli`. Every command but `phantom` needs the training stack
+(`NEEDS`, checked before the command runs, here as in `sarco`).
+"""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn, TimeRemainingColumn
 
-from edge import __version__
+from edge.console import composed, fail, progress_bar
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="sarco-edge training side.")
 console = Console(stderr=True)
 
-
-def fail(message: str, code: int, label: str = "error") -> typer.Exit:
-    """One plain line on stderr (rich would wrap it), and the exit code to raise."""
-    print(f"{label}: {message}", file=sys.stderr, flush=True)
-    return typer.Exit(code)
-
-
-def _bar() -> Progress:
-    """The progress bar of the long training-side commands (phantom, evaluate)."""
-    return Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
-
-
-@app.callback()
-def main(ctx: typer.Context) -> None:
-    """sarco-edge training side: cohorts, models, calibration, export."""
-    import importlib.util
-
-    # `sarco phantom` needs only the clinic install; every other command needs the training stack.
-    if ctx.invoked_subcommand not in (None, "phantom"):
-
-        def absent(m: str) -> bool:
-            try:
-                return importlib.util.find_spec(m) is None
-            except (ImportError, ValueError):
-                return True
-
-        needs = ["torch", "segmentation_models_pytorch"] + (["nncf"] if ctx.invoked_subcommand == "quantize" else [])
-        missing = [m for m in needs if absent(m)]
-        if missing:
-            raise fail(
-                f"'sarco {ctx.invoked_subcommand}' needs the training stack ({', '.join(missing)} missing): "
-                "pip install -e '.[train]'",
-                2,
-            )
+_STACK = ["torch", "segmentation_models_pytorch"]
+# What each command imports beyond the clinic install (`phantom` needs nothing more).
+NEEDS: dict[str, list[str]] = {"train": _STACK, "evaluate": _STACK, "calibrate": _STACK, "size-probe": _STACK}
 
 
 @app.command()
@@ -81,7 +45,7 @@ def phantom(
 
     if compress != "none" and compress not in COMPRESSION:
         raise fail(f"--compress must be none, rle or j2k, not {compress!r}", 2)
-    with _bar() as bar:
+    with progress_bar(console) as bar:
         tid = bar.add_task("films", total=n)
         try:
             info = generate(
@@ -168,7 +132,7 @@ def evaluate(
     """Per-case Dice, IoU and area error on each film's own grid; CSV, summary.json and summary.md."""
     from .evaluate import evaluate_run
 
-    with _bar() as bar:
+    with progress_bar(console) as bar:
         tid = bar.add_task(f"evaluate {split}", total=None)
         try:
             summary = evaluate_run(run, data, split, progress=lambda k, n: bar.update(tid, completed=k, total=n))
@@ -192,55 +156,18 @@ def calibrate(
     console.print((Path(run) / "calibration.md").read_text())
 
 
-@app.command()
-def export(
-    run: Path = typer.Argument(..., help="A training run folder (best.pt)."),
-    out: Path = typer.Option(..., "--out", help="Folder for model_fp32.xml / model_fp16.xml."),
-    data: Path = typer.Option(..., "--data", help="Cohort whose films check the IR against torch."),
+@app.command("size-probe")
+def size_probe(
+    cohort: Path = typer.Argument(..., help="Cohort folder."),
+    films: int = typer.Option(40, "--films", min=1),
+    encoder: str = typer.Option("mobilenet_v2", "--encoder"),
+    out: Path = typer.Option(Path("size_probe.md"), "--out"),
 ) -> None:
-    """OpenVINO IR (FP32 and FP16-compressed), static input shape, checked against torch."""
-    from quantize.export import ExportMismatch, export_run
+    """Model input size against the floor it sets (Dice, area error) and the CPU time it costs."""
+    from .size_probe import main as run_probe
 
-    try:
-        check = export_run(run, data, out)
-    except ExportMismatch as e:
-        raise fail(f"{e}", 1)
-    console.print_json(data=check)
-
-
-@app.command()
-def quantize(
-    run: Path = typer.Argument(..., help="A training run folder (best.pt, calibration.json)."),
-    data: Path = typer.Option(..., "--data", help="Cohort: train split calibrates, val split checks."),
-    out: Path = typer.Option(..., "--out", help="Bundle folder to write, e.g. models/default."),
-    max_drop: float = typer.Option(0.003, "--max-drop", help="Largest accepted val Dice drop, FP32 -> INT8."),
-    calib_films: int = typer.Option(300, "--calib-films", min=1),
-    version: str = typer.Option(__version__, "--version"),
-) -> None:
-    """NNCF INT8 under an accuracy check; writes the model bundle only if the check passes."""
-    from quantize.int8 import QuantizeRefused, quantize_run
-
-    try:
-        metrics = quantize_run(run, data, out, max_drop, calib_films, version=version, log=console.print)
-    except QuantizeRefused as e:
-        raise fail(f"{e}", 1, "refused")
-    console.print_json(data=metrics)
-
-
-@app.command()
-def benchmark(
-    run: Path = typer.Argument(..., help="The training run the bundle came from (torch and ONNX baselines)."),
-    bundle: Path = typer.Option(Path("models/default"), "--bundle", help="The INT8 bundle."),
-    data: Path = typer.Option(..., "--data", help="Cohort whose test films are timed."),
-    films: int = typer.Option(20, "--films", min=2),
-    out: Path = typer.Option(Path("benchmark.md"), "--out", help="Where the table is written."),
-) -> None:
-    """torch eager, ONNX Runtime, OpenVINO FP32/FP16/bf16 and INT8 on the same films: a table."""
-    from quantize.benchmark import BACKENDS
-    from quantize.benchmark import main as run_benchmark
-
-    run_benchmark(run, bundle, data, films, out, ",".join(BACKENDS))
+    run_probe(cohort, films, encoder, out)
 
 
 if __name__ == "__main__":
-    app()
+    composed("sarco-edge training side.", NEEDS, app)()

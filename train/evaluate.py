@@ -7,30 +7,19 @@ model input and returns the thigh-muscle probability (H, W) on the model grid.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from edge.bundle import MANIFEST
+from edge.dataset import Case, load_cases, read_mask
 from edge.files import write_csv_atomic, write_text_atomic
-from edge.measure import thigh_areas
+from edge.measure import dice_iou, thigh_areas
 from edge.preprocess import DEFAULT_SIZE, flip_average, to_film_grid, to_model_input
 from edge.reader import read_film
 
-from .data import Case, load_cases, read_mask
-
 Predictor = Callable[[np.ndarray], np.ndarray]
-
-
-def dice_iou(pred: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
-    """Dice and IoU of two boolean masks; both empty counts as perfect agreement."""
-    pred, truth = pred.astype(bool), truth.astype(bool)
-    inter = int(np.count_nonzero(pred & truth))
-    a, b = int(np.count_nonzero(pred)), int(np.count_nonzero(truth))
-    if a + b == 0:
-        return 1.0, 1.0
-    return 2.0 * inter / (a + b), inter / (a + b - inter)
 
 
 def predict_mask(predictor: Predictor, pixels: np.ndarray, size: tuple[int, int] = DEFAULT_SIZE) -> np.ndarray:

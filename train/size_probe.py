@@ -2,7 +2,7 @@
 passing through the model grid and back (the resolution floor), against the CPU cost of a
 training step and of one inference of U-Net++ at that size.
 
-    python -m train.size_probe COHORT [--films 40] [--out size_probe.md]
+    sarco size-probe COHORT [--films 40] [--out size_probe.md]
 """
 
 from __future__ import annotations
@@ -12,13 +12,11 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-import typer
 
+from edge.dataset import load_cases, read_mask
+from edge.measure import dice_iou
 from edge.preprocess import resize_mask, to_film_grid, to_model_input
 from edge.reader import read_film
-
-from .data import load_cases, read_mask
-from .evaluate import dice_iou
 
 SIZES = [(384, 160), (448, 160), (512, 192), (640, 256), (768, 288)]
 
@@ -64,12 +62,8 @@ def step_seconds(size: tuple[int, int], encoder: str) -> tuple[float, float]:
     return train_s, (time.perf_counter() - t) / 3
 
 
-def main(
-    cohort: Path,
-    films: int = typer.Option(40),
-    encoder: str = typer.Option("mobilenet_v2"),
-    out: Path = typer.Option(Path("size_probe.md")),
-) -> None:
+def main(cohort: Path, films: int = 40, encoder: str = "mobilenet_v2", out: Path = Path("size_probe.md")) -> None:
+    """The table of `sarco size-probe`, printed row by row and written to `out`."""
     lines = [
         f"Input size probe on {cohort.name} ({films} films), U-Net++ {encoder}, torch eager FP32, "
         f"{__import__('os').cpu_count()} CPU cores, channels_last, batch 4 for the training step.",
@@ -84,7 +78,3 @@ def main(
         print(lines[-1], flush=True)
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
-
-
-if __name__ == "__main__":
-    typer.run(main)

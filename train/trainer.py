@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from segmentation_models_pytorch import losses as smp_losses
 
+from edge.dataset import PREP_VERSION, cache_dir, cached_arrays, dataset_info, load_cases
 from edge.files import write_text_atomic
 from edge.preprocess import DEFAULT_SIZE, PERCENTILES
 
 from .augment import augment
-from .data import PREP_VERSION, cached_arrays, dataset_info, load_cases
 from .models import DEFAULT_ENCODER, build_model, count_params
 
 
@@ -52,19 +53,21 @@ def target(y: torch.Tensor, classes: str) -> torch.Tensor:
 
 
 def loss_fn(logits: torch.Tensor, y: torch.Tensor, classes: str) -> torch.Tensor:
-    """BCE + soft Dice (binary), or cross-entropy + soft Dice over the foreground labels."""
+    """BCE + soft Dice (binary), or cross-entropy + soft Dice over the foreground labels.
+
+    The Dice terms are smp.losses' (smooth 1). They pool the pixels of the whole batch; the
+    hand-written loss that trained the 0.1/0.2 bundles averaged a Dice per film instead (the
+    same optimum, slightly different weights for films with little muscle)."""
     if classes == "binary":
-        t = target(y, classes)
-        p = torch.sigmoid(logits)
-        inter = (p * t).sum((1, 2, 3))
-        dice = 1 - (2 * inter + 1) / (p.sum((1, 2, 3)) + t.sum((1, 2, 3)) + 1)
-        return F.binary_cross_entropy_with_logits(logits, t) + dice.mean()
+        return F.binary_cross_entropy_with_logits(logits, target(y, classes)) + _DICE["binary"](logits, y == 1)
     t = y.long()
-    p = torch.softmax(logits, 1)
-    oh = F.one_hot(t, logits.shape[1]).permute(0, 3, 1, 2).float()
-    inter = (p * oh).sum((2, 3))[:, 1:]
-    den = (p + oh).sum((2, 3))[:, 1:]
-    return F.cross_entropy(logits, t) + (1 - (2 * inter + 1) / (den + 1)).mean()
+    return F.cross_entropy(logits, t) + _DICE["multi"](logits, t)
+
+
+_DICE = {
+    "binary": smp_losses.DiceLoss("binary", from_logits=True, smooth=1.0),
+    "multi": smp_losses.DiceLoss("multiclass", classes=[1, 2, 3, 4], from_logits=True, smooth=1.0),
+}
 
 
 def muscle_prob(logits: torch.Tensor, classes: str) -> torch.Tensor:
@@ -88,7 +91,7 @@ def _curves_png(log_path: Path, png: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = list(csv.DictReader(open(log_path)))
+    rows = list(csv.DictReader(Path(log_path).read_text().splitlines()))
     if not rows:
         return
     ep = [int(r["epoch"]) for r in rows]
@@ -123,69 +126,132 @@ def _save(obj: dict, path: Path) -> None:
 
 
 def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> dict:
-    """Train into `run`; returns the summary written to run/train_summary.json."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    """Train into `run`; returns the summary written to run/train_summary.json.
 
+    Data (cached arrays) -> model, optimiser and schedule -> resume -> run.json -> epochs (each
+    ends with validation, best.pt when it improves, log.csv and last.pt) -> curves and summary."""
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    cohort = Path(cfg.cohort)
-    cache = Path(cfg.cache) if cfg.cache else cohort / ".cache" / f"prep{PREP_VERSION}_{cfg.size[0]}x{cfg.size[1]}"
-    tr_cases, va_cases = load_cases(cohort, "train"), load_cases(cohort, "val")
-    if not tr_cases or not va_cases:
-        raise ValueError(f"{cohort} needs films in both the train and the val split")
-    xtr, ytr = cached_arrays(tr_cases, cache, tuple(cfg.size))
-    xva, yva = cached_arrays(va_cases, cache, tuple(cfg.size))
-
+    (xtr, ytr), (xva, yva) = _data(cfg)
     global _TRAIN
     _TRAIN = (xtr, ytr)
-    dev = torch.device(
-        "cuda"
-        if cfg.device == "auto" and torch.cuda.is_available()
-        else ("cpu" if cfg.device == "auto" else cfg.device)
-    )
+    dev = _device(cfg)
     torch.manual_seed(cfg.seed)
     model = build_model(cfg.arch, cfg.encoder, cfg.n_out).to(dev, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    steps_per_epoch = int(np.ceil(len(tr_cases) / cfg.batch))
-    total_steps = cfg.epochs * steps_per_epoch
+    total_steps = int(np.ceil(len(xtr) / cfg.batch)) * cfg.epochs
     if cfg.max_steps:
         total_steps = min(total_steps, cfg.max_steps)
-    # Warm-up then cosine, a pure function of the step: a resumed run may extend its epochs.
+    sched, lr_factor = _schedule(opt, total_steps)
+    st = _State(model, opt, sched, rng=np.random.default_rng([cfg.seed, 17]))
+    if resume and (run / "last.pt").exists():
+        _resume(st, run / "last.pt", dev, lr_factor)
+    elif (run / "log.csv").exists():
+        raise FileExistsError(f"{run} already holds a run; pass --resume to continue it")
+    _write_meta(cfg, run, resume, st, model)
+    log = run / "log.csv"
+    if not log.exists():
+        log.write_text("epoch,step,train_loss,val_dice,lr,seconds\n")
+
+    import multiprocessing
+
+    pool = multiprocessing.get_context("fork").Pool(cfg.workers) if cfg.workers > 0 else None
+    with _bar(console) as bar:
+        tid = bar.add_task(f"{cfg.arch}", total=total_steps, completed=st.step, loss=0.0, dice=max(st.best_dice, 0))
+        while st.step < total_steps:
+            t0 = time.perf_counter()
+            losses = _epoch(cfg, st, pool, dev, total_steps, lambda loss: bar.update(tid, completed=st.step, loss=loss))
+            dice = validate(model, xva, yva, cfg.classes, cfg.batch, dev)
+            _end_epoch(cfg, run, st, dice, losses, time.perf_counter() - t0)
+            bar.update(tid, dice=st.best_dice)
+            if cfg.stop_after_epochs and st.epoch >= cfg.stop_after_epochs:
+                break  # a shared machine's slot ends here; --resume continues with the same schedule
+    if pool:
+        pool.close()
+    _curves_png(log, run / "curves.png")
+    summary = {
+        "arch": cfg.arch,
+        "encoder": cfg.encoder if cfg.arch != "vnet" else None,
+        "params": count_params(model),
+        "epochs": st.epoch,
+        "steps": st.step,
+        "train_seconds": round(st.seconds, 1),
+        "best_val_dice_model_grid": round(st.best_dice, 5),
+        "best_epoch": st.best_epoch,
+    }
+    write_text_atomic(run / "train_summary.json", json.dumps(summary, indent=2))
+    return summary
+
+
+@dataclass
+class _State:
+    """What a checkpoint carries besides the config: weights, optimiser, schedule, counters, RNG."""
+
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    rng: np.random.Generator
+    epoch: int = 0
+    step: int = 0
+    best_dice: float = -1.0
+    best_epoch: int = -1
+    seconds: float = 0.0
+
+    def counters(self) -> dict:
+        keys = ("epoch", "step", "best_dice", "best_epoch", "seconds")
+        return {k: getattr(self, k) for k in keys}
+
+
+def _data(cfg: TrainConfig) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """Train and val arrays (model inputs, label maps), read once through edge and cached."""
+    cohort = Path(cfg.cohort)
+    cache = Path(cfg.cache) if cfg.cache else cache_dir(cohort, cfg.size)
+    tr_cases, va_cases = load_cases(cohort, "train"), load_cases(cohort, "val")
+    if not tr_cases or not va_cases:
+        raise ValueError(f"{cohort} needs films in both the train and the val split")
+    return cached_arrays(tr_cases, cache, tuple(cfg.size)), cached_arrays(va_cases, cache, tuple(cfg.size))
+
+
+def _device(cfg: TrainConfig) -> torch.device:
+    if cfg.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(cfg.device)
+
+
+def _schedule(opt: torch.optim.Optimizer, total_steps: int):
+    """Warm-up then cosine, a pure function of the step: a resumed run may extend its epochs."""
     warm = max(int(0.05 * total_steps), 1)
 
     def lr_factor(s: int) -> float:
         return min((s + 1) / warm, 0.02 + 0.98 * 0.5 * (1 + np.cos(np.pi * min(s / max(total_steps, 1), 1.0))))
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
-    state = {"epoch": 0, "step": 0, "best_dice": -1.0, "best_epoch": -1, "seconds": 0.0}
-    rng = np.random.default_rng([cfg.seed, 17])
-    last = run / "last.pt"
-    if resume and last.exists():
-        ck = torch.load(last, map_location=dev, weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        state = ck["state"]
-        # The rate is a function of the step alone, so it is set from the step rather than from the
-        # saved scheduler: that works when --epochs grows, and for checkpoints of older schedulers.
-        sched.last_epoch = state["step"]
-        for group, base in zip(opt.param_groups, sched.base_lrs):
-            group["lr"] = base * lr_factor(state["step"])
-        rng.bit_generator.state = ck["rng"]
-        torch.set_rng_state(ck["torch_rng"].cpu())
-    elif (run / "log.csv").exists():
-        raise FileExistsError(f"{run} already holds a run; pass --resume to continue it")
+    return torch.optim.lr_scheduler.LambdaLR(opt, lr_factor), lr_factor
+
+
+def _resume(st: _State, last: Path, dev: torch.device, lr_factor) -> None:
+    ck = torch.load(last, map_location=dev, weights_only=False)
+    st.model.load_state_dict(ck["model"])
+    st.opt.load_state_dict(ck["opt"])
+    for k, v in ck["state"].items():
+        setattr(st, k, v)
+    # The rate is a function of the step alone, so it is set from the step rather than from the
+    # saved scheduler: that works when --epochs grows, and for checkpoints of older schedulers.
+    st.sched.last_epoch = st.step
+    for group, base in zip(st.opt.param_groups, st.sched.base_lrs):
+        group["lr"] = base * lr_factor(st.step)
+    st.rng.bit_generator.state = ck["rng"]
+    torch.set_rng_state(ck["torch_rng"].cpu())
+
+
+def _write_meta(cfg: TrainConfig, run: Path, resume: bool, st: _State, model: torch.nn.Module) -> None:
+    """run.json: config, the history of this run's invocations, preprocessing and the cohort."""
     history = []
     if resume and (run / "run.json").exists():
         history = json.loads((run / "run.json").read_text()).get("history", [])
     history.append(
-        {
-            "epochs": cfg.epochs,
-            "from_epoch": state["epoch"],
-            "resume": bool(resume and state["epoch"]),
-            "threads": cfg.threads,
-        }
+        {"epochs": cfg.epochs, "from_epoch": st.epoch, "resume": bool(resume and st.epoch), "threads": cfg.threads}
     )
     meta = {
         "config": asdict(cfg),
@@ -197,18 +263,16 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
             "letterbox": "aspect kept, zero pad, centred",
             "version": PREP_VERSION,
         },
-        "cohort": dataset_info(cohort),
+        "cohort": dataset_info(Path(cfg.cohort)),
         "labels": {"thigh_muscle": 1},
     }
     write_text_atomic(run / "run.json", json.dumps(meta, indent=2, default=str))
-    log = run / "log.csv"
-    if not log.exists():
-        log.write_text("epoch,step,train_loss,val_dice,lr,seconds\n")
 
-    import multiprocessing
 
-    pool = multiprocessing.get_context("fork").Pool(cfg.workers) if cfg.workers > 0 else None
-    with Progress(
+def _bar(console):
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
         TextColumn("{task.description}"),
         BarColumn(),
         TextColumn("loss {task.fields[loss]:.4f}"),
@@ -218,83 +282,58 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
         console=console,
         transient=False,
         disable=console is None,
-    ) as bar:
-        tid = bar.add_task(
-            f"{cfg.arch}", total=total_steps, completed=state["step"], loss=0.0, dice=max(state["best_dice"], 0)
+    )
+
+
+def _epoch(cfg: TrainConfig, st: _State, pool, dev: torch.device, total_steps: int, report) -> list[float]:
+    """One pass over the train films in a fresh order (or up to the last step); the losses."""
+    st.model.train()
+    order = st.rng.permutation(len(_TRAIN[0]))
+    losses: list[float] = []
+    jobs = [(list(order[b0 : b0 + cfg.batch]), st.epoch, cfg.seed) for b0 in range(0, len(order), cfg.batch)]
+    for xa, ya in pool.imap(_aug_batch, jobs) if pool else map(_aug_batch, jobs):
+        if st.step >= total_steps:
+            break
+        xb = torch.from_numpy(xa).to(dev, memory_format=torch.channels_last)
+        yb = torch.from_numpy(ya).to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            logits = st.model(xb)
+        loss = loss_fn(logits.float(), yb, cfg.classes)
+        st.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        st.opt.step()
+        st.sched.step()
+        st.step += 1
+        losses.append(float(loss.detach()))
+        report(float(np.mean(losses[-20:])))
+    return losses
+
+
+def _end_epoch(cfg: TrainConfig, run: Path, st: _State, dice: float, losses: list[float], seconds: float) -> None:
+    """Counters, best.pt when val Dice improved, a log.csv row, and last.pt to resume from."""
+    st.epoch += 1
+    st.seconds += seconds
+    if dice > st.best_dice:
+        st.best_dice, st.best_epoch = dice, st.epoch
+        weights = {k: v.cpu() for k, v in st.model.state_dict().items()}
+        _save({"model": weights, "config": asdict(cfg), "epoch": st.epoch, "val_dice": dice}, run / "best.pt")
+    with open(run / "log.csv", "a") as f:
+        f.write(
+            f"{st.epoch},{st.step},{np.mean(losses) if losses else float('nan'):.5f},{dice:.5f},"
+            f"{st.sched.get_last_lr()[0]:.6g},{st.seconds:.1f}\n"
         )
-        while state["step"] < total_steps:
-            t0 = time.perf_counter()
-            model.train()
-            order = rng.permutation(len(tr_cases))
-            losses = []
-            jobs = [
-                (list(order[b0 : b0 + cfg.batch]), state["epoch"], cfg.seed) for b0 in range(0, len(order), cfg.batch)
-            ]
-            batches = pool.imap(_aug_batch, jobs) if pool else map(_aug_batch, jobs)
-            for xa, ya in batches:
-                if state["step"] >= total_steps:
-                    break
-                xb = torch.from_numpy(xa).to(dev, memory_format=torch.channels_last)
-                yb = torch.from_numpy(ya).to(dev)
-                with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
-                    logits = model(xb)
-                loss = loss_fn(logits.float(), yb, cfg.classes)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                state["step"] += 1
-                losses.append(float(loss.detach()))
-                bar.update(tid, completed=state["step"], loss=float(np.mean(losses[-20:])))
-            dice = validate(model, xva, yva, cfg.classes, cfg.batch, dev)
-            state["epoch"] += 1
-            state["seconds"] += time.perf_counter() - t0
-            if dice > state["best_dice"]:
-                state["best_dice"], state["best_epoch"] = dice, state["epoch"]
-                _save(
-                    {
-                        "model": {k: v.cpu() for k, v in model.state_dict().items()},
-                        "config": asdict(cfg),
-                        "epoch": state["epoch"],
-                        "val_dice": dice,
-                    },
-                    run / "best.pt",
-                )
-            with open(log, "a") as f:
-                f.write(
-                    f"{state['epoch']},{state['step']},{np.mean(losses) if losses else float('nan'):.5f},{dice:.5f},"
-                    f"{sched.get_last_lr()[0]:.6g},{state['seconds']:.1f}\n"
-                )
-            _save(
-                {
-                    "model": model.state_dict(),
-                    "opt": opt.state_dict(),
-                    "sched": sched.state_dict(),
-                    "state": state,
-                    "rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(),
-                    "config": asdict(cfg),
-                },
-                last,
-            )
-            bar.update(tid, dice=state["best_dice"])
-            if cfg.stop_after_epochs and state["epoch"] >= cfg.stop_after_epochs:
-                break  # a shared machine's slot ends here; --resume continues with the same schedule
-    if pool:
-        pool.close()
-    _curves_png(log, run / "curves.png")
-    summary = {
-        "arch": cfg.arch,
-        "encoder": cfg.encoder if cfg.arch != "vnet" else None,
-        "params": count_params(model),
-        "epochs": state["epoch"],
-        "steps": state["step"],
-        "train_seconds": round(state["seconds"], 1),
-        "best_val_dice_model_grid": round(state["best_dice"], 5),
-        "best_epoch": state["best_epoch"],
-    }
-    write_text_atomic(run / "train_summary.json", json.dumps(summary, indent=2))
-    return summary
+    _save(
+        {
+            "model": st.model.state_dict(),
+            "opt": st.opt.state_dict(),
+            "sched": st.sched.state_dict(),
+            "state": st.counters(),
+            "rng": st.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "config": asdict(cfg),
+        },
+        run / "last.pt",
+    )
 
 
 @torch.no_grad()

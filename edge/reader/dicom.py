@@ -6,6 +6,7 @@ need no pixel data), `limits` (bombs), `decode` (pixels) or here (grey values, t
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +53,8 @@ def _read_dicom(
         _check_native_length(ds, raw_pixels, geo, photometric, size)
     arr = _decode_dicom(ds, ts)
     # The decoded array is all we need from the pixel bytes: free them for big films.
-    try:
+    with contextlib.suppress(Exception):  # freeing memory is best effort
         del ds[_PIXEL_DATA]
-    except Exception:  # pragma: no cover - freeing memory is best effort
-        pass
     pixels, photometric_out = _grey(arr, ds, geo, photometric, bits_stored, notes)
     del arr
     spacing, spacing_source = _dicom_spacing(ds, user_spacing, notes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 from typing import Any
@@ -23,10 +24,8 @@ def _get(ds: Any, keyword: str) -> Any:
 
 def _set(ds: Dataset, keyword: str, value: Any) -> None:
     """Replace an element (dropping a garbled original that pydicom cannot even convert)."""
-    try:
+    with contextlib.suppress(Exception):
         del ds[keyword]
-    except Exception:
-        pass
     setattr(ds, keyword, value)
 
 

@@ -54,9 +54,8 @@ def _tiff_size(fh: Any, size: int, notes: list[str]) -> tuple[int, int]:
         raise ReadError("bad_header", "TIFF header has no image width/length")
     for offsets_tag, counts_tag in ((273, 279), (324, 325)):
         offsets, counts = tags.get(offsets_tag), tags.get(counts_tag)
-        if offsets and counts and len(offsets) == len(counts):
-            if max(o + c for o, c in zip(offsets, counts)) > size:
-                raise ReadError("truncated", "TIFF file is truncated (image data missing)")
+        if offsets and counts and len(offsets) == len(counts) and max(o + c for o, c in zip(offsets, counts)) > size:
+            raise ReadError("truncated", "TIFF file is truncated (image data missing)")
     return int(tags[256][0]), int(tags[257][0])
 
 

@@ -1,6 +1,9 @@
 """A cohort on disk (PHANTOM.md layout, or a site's own in the same layout) and a cache of
 preprocessed arrays, so that training reads each film once, through edge's reader and
 preprocessing: the model sees exactly the pixels the clinic will give it.
+
+It lives in edge (numpy and OpenCV only) because training, quantization and evaluation all read
+cohorts the same way, and train and quantize may not import each other.
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.preprocess import DEFAULT_SIZE, resize_mask, to_model_input
-from edge.reader import read_film
+from .preprocess import DEFAULT_SIZE, resize_mask, to_model_input
+from .reader import read_film
 
 PREP_VERSION = "1"
 
@@ -73,6 +76,11 @@ def read_mask(case: Case) -> np.ndarray:
     if m is None:
         raise FileNotFoundError(f"mask of {case.case_id} unreadable: {case.mask}")
     return m
+
+
+def cache_dir(cohort: Path, size: tuple[int, int]) -> Path:
+    """Where a cohort's preprocessed arrays for one model input size are cached."""
+    return Path(cohort) / ".cache" / f"prep{PREP_VERSION}_{size[0]}x{size[1]}"
 
 
 def _key(case: Case, size: tuple[int, int]) -> str:
