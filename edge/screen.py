@@ -126,15 +126,7 @@ class Screener:
         self, film: Film, mask: np.ndarray, confidence: float, opts: Options, femur: float | None = None
     ) -> Report:
         crit = CRITERIA[opts.criteria]
-        sex, sex_src = (
-            (opts.sex, "option") if opts.sex else ((film.sex, "DICOM PatientSex") if film.sex else (None, None))
-        )
-        if opts.height_cm:
-            height, h_src = opts.height_cm / 100.0, "option"
-        elif film.height_m:
-            height, h_src = film.height_m, f"DICOM {film.height_source}"
-        else:
-            height, h_src = None, None
+        (sex, sex_src), (height, h_src) = _who(film, opts)
         areas = thigh_areas(mask, film.spacing_mm, film.pixels)
         reasons, quality = quality_gate(film, areas, confidence, mask, height, self.gate, femur)
         if film.spacing_mm is None:
@@ -143,7 +135,6 @@ class Screener:
             reasons.append("no sex (give --sex F|M)")
         if not height:
             reasons.append("no height (give --height-cm)")
-        one_side = areas.sides_seen == 1
         th = self.thresholds.get(opts.criteria)
         if not reasons and (self.calibration is None or th is None):
             reasons.append(NO_CALIBRATION)
@@ -171,12 +162,18 @@ class Screener:
         )
         if reasons:
             return rep
+        self._estimate(rep, areas, crit, opts, th)
+        return rep
+
+    def _estimate(self, rep: Report, areas, crit, opts: Options, th) -> None:
+        """SMI estimate, its interval, p_low and the flag, into `rep` (an assessable film)."""
         # One thigh seen (common after hip surgery): the estimate rests on that side, doubled,
         # with the interval widened for left/right asymmetry (one_side_sd in the calibration).
+        one_side = areas.sides_seen == 1
         area_for_smi = areas.total * 2 if one_side else areas.total
-        cutoff = crit.smi[sex]
+        sex, height = rep.sex, rep.height_m
         est, lo, hi = self.calibration.predict(area_for_smi, sex, height, one_side=one_side)
-        p_low = self.calibration.p_low(area_for_smi, sex, height, cutoff, one_side=one_side)
+        p_low = self.calibration.p_low(area_for_smi, sex, height, crit.smi[sex], one_side=one_side)
         flag = decide(p_low, th)
         rep.smi_estimate = round(est, 2)
         rep.smi_interval_95 = [round(lo, 2), round(hi, 2)]
@@ -187,7 +184,16 @@ class Screener:
         rep.flag_meaning = MEANING[flag]
         if opts.grip_kg is not None or opts.gait_mps is not None:
             rep.grading = category(crit, sex, rep.flag, opts.grip_kg, opts.gait_mps)
-        return rep
+
+
+def _who(film: Film, opts: Options) -> tuple[tuple[str | None, str | None], tuple[float | None, str | None]]:
+    """(sex, where it came from), (height in m, where it came from): the options first, then the header."""
+    sex = (opts.sex, "option") if opts.sex else ((film.sex, "DICOM PatientSex") if film.sex else (None, None))
+    if opts.height_cm:
+        return sex, (opts.height_cm / 100.0, "option")
+    if film.height_m:
+        return sex, (film.height_m, f"DICOM {film.height_source}")
+    return sex, (None, None)
 
 
 def write_overlay(path: Path, film: Film, mask: np.ndarray, report: Report, max_height: int = 1600) -> None:
