@@ -105,10 +105,13 @@ def _film_group(src: Dataset, report: Report | None, model: dict) -> hd.sr.Measu
     )
 
 
-def _roi_groups(report: Report, seg: Dataset) -> list[hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations]:
+def _roi_groups(
+    src: Dataset, report: Report, seg: Dataset
+) -> list[hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations]:
     """TID 1410 per SEG segment: its area, and its side as the finding site's laterality."""
     groups = []
     for item in seg.SegmentSequence:
+        number = int(item.SegmentNumber)
         label = str(item.SegmentLabel)
         side = label.rsplit(", ", 1)[1] if ", " in label else "both"
         area = {"right": report.right_cm2, "left": report.left_cm2}.get(side, report.thigh_muscle_area_cm2)
@@ -116,8 +119,12 @@ def _roi_groups(report: Report, seg: Dataset) -> list[hd.sr.PlanarROIMeasurement
         groups.append(
             hd.sr.PlanarROIMeasurementsAndQualitativeEvaluations(
                 tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=side),
-                referenced_segment=hd.sr.ReferencedSegmentationFrame.from_segmentation(
-                    seg, segment_number=int(item.SegmentNumber)
+                referenced_segment=hd.sr.ReferencedSegmentationFrame(
+                    seg.SOPClassUID,
+                    seg.SOPInstanceUID,
+                    number,
+                    number,  # frame n holds segment n
+                    hd.sr.SourceImageForSegmentation(src.SOPClassUID, src.SOPInstanceUID),
                 ),
                 finding_type=MUSCLE_OF_THIGH,
                 finding_sites=[site] if site else None,
@@ -157,7 +164,7 @@ def build_sr(src: Dataset, report: Report | None, seg: Dataset | None, reasons: 
 
     groups: list = [_film_group(src, report, model)]
     if seg is not None and report is not None:
-        groups += _roi_groups(report, seg)
+        groups += _roi_groups(src, report, seg)
     content = hd.sr.MeasurementReport(
         observation_context=_device_context(),
         procedure_reported=local("thigh_muscle_screening", "Thigh muscle screening on a long-leg radiograph"),

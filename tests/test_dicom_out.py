@@ -161,3 +161,31 @@ def test_failed_build_leaves_no_folder_and_keeps_the_old_one(tmp_path, monkeypat
         dicom_out._write_folder(tmp_path, "film", boom)
     assert [p.name for p in tmp_path.iterdir()] == ["film"]
     assert (tmp_path / "film" / "sr.dcm").read_bytes() == b"old"
+
+
+def test_one_thigh_film_one_segment(tmp_path):
+    """A film with one thigh (the other half blanked, written as a new copy): one segment, one ROI group."""
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    ds = pydicom.dcmread(SAMPLE)
+    pixels = ds.pixel_array.copy()
+    pixels[:, pixels.shape[1] // 2 :] = pixels.min()
+    ds.PixelData = pixels.tobytes()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    film = tmp_path / "one_thigh.dcm"
+    ds.save_as(film, enforce_file_format=True)
+    out = tmp_path / "out"
+    res = run_cli("edge.cli", "screen", str(film), "--json", "--dicom-out", str(out))
+    assert res.returncode == 0, res.stderr
+    rep = json.loads(res.stdout)
+    assert rep["sides_seen"] == 1 and rep["flag"] != "not_assessable"
+    (folder,) = list(out.iterdir())
+    seg = pydicom.dcmread(folder / "seg.dcm")
+    assert [s.SegmentLabel for s in seg.SegmentSequence] == ["thigh muscle"]
+    assert int(seg.pixel_array.astype(bool).sum()) == rep["thigh_muscle_area_px"]
+    v = sr_values(pydicom.dcmread(folder / "sr.dcm"))
+    assert v[f"both/{AREA}"] == v[f"film/{AREA}"] == rep["thigh_muscle_area_cm2"]
+    assert v["film/smi_estimate"] == rep["smi_estimate"]
+    for p in folder.iterdir():
+        assert dciodvfy_errors(p) == [], p.name

@@ -64,14 +64,14 @@ class Receiver:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
 
-    def wait_for(self, n: int) -> list:
-        deadline = time.monotonic() + WAIT_S
+    def wait_for(self, n: int, timeout: float = WAIT_S) -> list:
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:
                 if len(self.got) >= n:
                     return list(self.got)
             time.sleep(0.2)
-        raise AssertionError(f"received {len(self.got)} of {n} datasets in {WAIT_S} s")
+        raise AssertionError(f"received {len(self.got)} of {n} datasets in {timeout} s")
 
 
 def start_node(spool: Path, port: int, dest_port: int) -> subprocess.Popen:
