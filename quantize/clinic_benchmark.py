@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -41,8 +42,10 @@ def _tree_rss_mb(proc: psutil.Process) -> float:
     return total / 2**20
 
 
-def _timed(args: list[str], env: dict, cwd: Path) -> tuple[float, float]:
-    """Wall seconds and peak tree RSS (MB, sampled every 20 ms) of one command."""
+def _timed(args: list[str], env: dict, cwd: Path) -> tuple[float, float, float]:
+    """Wall seconds, peak tree RSS (MB, sampled every 20 ms) and CPU seconds (user + system of the
+    command and every process it waited for: reading workers, decoder children) of one command."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t = time.perf_counter()
     p = subprocess.Popen(args, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     import psutil
@@ -52,14 +55,15 @@ def _timed(args: list[str], env: dict, cwd: Path) -> tuple[float, float]:
         peak = max(peak, _tree_rss_mb(proc))
         time.sleep(0.02)
     wall = time.perf_counter() - t
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if p.returncode != 0:
         raise RuntimeError(f"{' '.join(args[3:5])} exited {p.returncode}: {p.stderr.read().decode()[-300:]}")
-    return wall, peak
+    return wall, peak, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
-def _variants(before_src: Path | None, engine: str | None) -> list[tuple[str, dict, list[str]]]:
+def _variants(before_src: Path | None, src: Path, engine: str | None) -> list[tuple[str, dict, list[str]]]:
     """(label, extra environment, extra batch arguments)."""
-    now = {"PYTHONPATH": str(REPO)}
+    now = {"PYTHONPATH": str(src.resolve())}
     out = []
     if before_src:
         out.append((f"before ({before_src.name}), batch", {"PYTHONPATH": str(before_src.resolve())}, []))
@@ -79,9 +83,10 @@ def main(
     rounds: int = typer.Option(3, help="batch runs per variant, alternating"),
     before_src: Path = typer.Option(None, help="folder holding an older `edge` package to compare"),
     engine: str = typer.Option(None, help="also time `batch --engine ENGINE` (dask)"),
+    src: Path = typer.Option(REPO, help="folder holding the `edge` package timed as `now` (default: this checkout)"),
 ) -> None:
     images = sorted((cohort.resolve() / "images").glob("*.dcm"))[:films]
-    variants = _variants(before_src, engine)
+    variants = _variants(before_src, src, engine)
     screens: dict[str, list] = {}
     batches: dict[str, list] = {label: [] for label, _, _ in variants}
     with tempfile.TemporaryDirectory() as td:
@@ -92,7 +97,7 @@ def main(
             os.symlink(f.resolve(), folder / f.name)
         base = {**os.environ, "SARCO_EDGE_MODEL": str(REPO / "models" / "default")}
         who = ([("before", {"PYTHONPATH": str(before_src.resolve())})] if before_src else []) + [
-            ("now", {"PYTHONPATH": str(REPO)})
+            ("now", {"PYTHONPATH": str(src.resolve())})
         ]
         cmd = [sys.executable, "-m", "edge.cli", "screen"]
         for f in images[: 1 + repeats]:  # the first film with an empty cache, then warm; alternating
@@ -105,14 +110,15 @@ def main(
                 csv = tmp / f"r{r}-{len(batches[label])}-{abs(hash(label))}.csv"
                 cmd = [sys.executable, "-m", "edge.cli", "batch", str(folder), "--out", str(csv), *args]
                 batches[label].append(_timed(cmd, env, tmp))
-    text = _table(cohort, films, out, rounds, before_src, engine, screens, batches, len(images))
+    text = _table(cohort, films, out, rounds, before_src, engine, screens, batches, len(images), src)
     out.write_text(text)
     print(text)
 
 
-def _table(cohort, films, out, rounds, before_src, engine, screens, batches, n) -> str:
+def _table(cohort, films, out, rounds, before_src, engine, screens, batches, n, src) -> str:
     cmd = f"python -m quantize.clinic_benchmark {cohort} --films {films} --rounds {rounds}"
     cmd += f" --before-src {before_src}" if before_src else ""
+    cmd += f" --src {src}" if src != REPO else ""
     cmd += f" --engine {engine}" if engine else ""
     lines = [
         f"Clinic timings on {os.cpu_count()} CPU cores, phantom films of {cohort.name} (0.5 mm detector pitch), "
@@ -128,15 +134,17 @@ def _table(cohort, films, out, rounds, before_src, engine, screens, batches, n) 
         cold, warm = runs[0], runs[1:]
         lines.append(f"| {who}: screen, first run (empty model cache) | {cold[0]:.2f} s, peak RSS {cold[1]:.0f} MB |")
         lines.append(
-            f"| {who}: screen, cache warm (median of {len(warm)}) | {statistics.median(w for w, _ in warm):.2f} s, "
-            f"peak RSS {max(r for _, r in warm):.0f} MB (max) |"
+            f"| {who}: screen, cache warm (median of {len(warm)}) | {statistics.median(r[0] for r in warm):.2f} s "
+            f"(CPU {statistics.median(r[2] for r in warm):.2f} s), peak RSS {max(r[1] for r in warm):.0f} MB (max) |"
         )
     for label, runs in batches.items():
-        walls = [w for w, _ in runs]
+        walls = [r[0] for r in runs]
         med = statistics.median(walls)
+        cpu = statistics.median(r[2] for r in runs)
         lines.append(
             f"| {label}: {n} films (median of {len(runs)}) | {med:.1f} s = {n / med:.1f} films/s "
-            f"(runs {', '.join(f'{n / w:.1f}' for w in walls)}), peak RSS {max(r for _, r in runs):.0f} MB |"
+            f"(runs {', '.join(f'{n / w:.1f}' for w in walls)}); CPU {1000 * cpu / n:.0f} ms per film; "
+            f"peak RSS {max(r[1] for r in runs):.0f} MB |"
         )
     return "\n".join(lines) + "\n"
 
