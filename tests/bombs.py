@@ -11,10 +11,7 @@ import pydicom
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import DeflatedExplicitVRLittleEndian, JPEG2000Lossless, JPEGLSLossless, generate_uid
 
-try:
-    from hostile import grey_film, write_dicom
-except ImportError:  # tests/ collected as a package
-    from tests.hostile import grey_film, write_dicom
+from tests.hostile import grey_film, write_dicom
 
 
 def deflate_bomb(path: Path, inflated_bytes: int = 1_700_000_000) -> Path:

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from conftest import REPO, run_cli
-from hostile import make_hostile_corpus
 from pydicom.encaps import encapsulate, generate_fragments
 
 from edge import batch as batch_mod
+from tests.helpers import REPO, run_cli
+from tests.hostile import make_hostile_corpus
 
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"

@@ -10,7 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from tests.helpers import REPO
 
 
 def _batch(folder: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -9,14 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
-try:
-    from bombs import all_bombs
-    from hostile import png_bomb_bytes, tiff_bomb_bytes
-except ImportError:  # tests/ collected as a package
-    from tests.bombs import all_bombs
-    from tests.hostile import png_bomb_bytes, tiff_bomb_bytes
+from tests.bombs import all_bombs
+from tests.helpers import REPO
+from tests.hostile import png_bomb_bytes, tiff_bomb_bytes
 
 PEAK_LIMIT_MB = 1536
 EXPECTED = {

@@ -10,9 +10,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import REPO
 
 from edge.bundle import PINNED_MANIFESTS, BundleError, load_bundle
+from tests.helpers import REPO
 
 DEFAULT = REPO / "models" / "default"
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import REPO, run_cli
-from hostile import make_hostile_corpus
+
+from tests.helpers import REPO, run_cli
+from tests.hostile import make_hostile_corpus
 
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
 

@@ -13,9 +13,9 @@ import highdicom as hd
 import numpy as np
 import pydicom
 import pytest
-from conftest import REPO, run_cli
 
 from edge.dicom_sr import sr_values
+from tests.helpers import REPO, run_cli
 
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
 CT_SMALL = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"

@@ -8,7 +8,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import REPO, run_cli
 
 from edge.measure import Areas
 from edge.quality import (
@@ -22,6 +21,7 @@ from edge.quality import (
     quality_gate,
 )
 from edge.reader import read_film
+from tests.helpers import REPO, run_cli
 
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
 ANKLE = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "RG3_J2KR.dcm"

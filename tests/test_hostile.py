@@ -14,11 +14,7 @@ import pytest
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
 from edge.reader import KINDS, ReadError, read_film
-
-try:
-    from hostile import PATIENT_ID, PATIENT_NAME, grey_film, make_hostile_corpus, write_dicom
-except ImportError:  # tests/ collected as a package
-    from tests.hostile import PATIENT_ID, PATIENT_NAME, grey_film, make_hostile_corpus, write_dicom
+from tests.hostile import PATIENT_ID, PATIENT_NAME, grey_film, make_hostile_corpus, write_dicom
 
 REQUIRED = {
     "zero_bytes.dcm": "empty",

@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO
+
+from tests.helpers import REPO
 
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
 # connect/sendto/sendmsg to an IP address (AF_INET/AF_INET6): a DNS lookup is a UDP sendto/connect.

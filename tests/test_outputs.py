@@ -8,13 +8,13 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from conftest import REPO, run_cli
 
 from edge.batch import overlay_name
 from edge.files import write_text_atomic
 from edge.reader import read_film
 from edge.report import Report
 from edge.screen import write_overlay
+from tests.helpers import REPO, run_cli
 
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
 REPORT = Report(

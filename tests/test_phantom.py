@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
-from conftest import run_cli
 
 from edge.reader import read_film
+from tests.helpers import run_cli
 from train.phantom.anatomy import LABELS, _thigh_profile
 from train.phantom.cohort import ceiling
 from train.phantom.film import mu

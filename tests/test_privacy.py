@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import run_cli
 
 from edge.reader import ReadError, read_film
+from tests.helpers import run_cli
 
 TEST_FILES = Path(pydicom.__file__).parent / "data" / "test_files"  # never get_testdata_files: it downloads
 SOURCES = ["MR_small_bigendian.dcm", "MR_small.dcm", "CT_small.dcm", "JPEG2000.dcm", "rtplan.dcm", "ExplVR_BigEnd.dcm"]

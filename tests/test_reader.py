@@ -16,11 +16,7 @@ from pydicom.pixels import apply_modality_lut, apply_voi_lut
 from pydicom.uid import JPEG2000Lossless, RLELossless
 
 from edge.reader import KINDS, Film, ReadError, read_film
-
-try:
-    from hostile import PATIENT_ID, PATIENT_NAME, colour_photo, gdcm_abort_bytes, grey_film, write_dicom
-except ImportError:  # tests/ collected as a package
-    from tests.hostile import PATIENT_ID, PATIENT_NAME, colour_photo, gdcm_abort_bytes, grey_film, write_dicom
+from tests.hostile import PATIENT_ID, PATIENT_NAME, colour_photo, gdcm_abort_bytes, grey_film, write_dicom
 
 # Never pydicom.data.get_testdata_files(): it tries to download and hangs offline.
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"

@@ -14,11 +14,7 @@ import pydicom
 from pydicom.uid import RLELossless
 
 from edge.reader import ReadError, read_film
-
-try:
-    from hostile import grey_film, write_dicom
-except ImportError:  # tests/ collected as a package
-    from tests.hostile import grey_film, write_dicom
+from tests.hostile import grey_film, write_dicom
 
 
 def _kind(path: Path) -> str:

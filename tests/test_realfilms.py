@@ -10,9 +10,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
-from conftest import run_cli
 
 from edge.quality import INVERTED, SPACING_ANATOMY
+from tests.helpers import run_cli
 
 ETRO = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "etro_full_leg.png"
 WHO = ["--sex", "F", "--height-cm", "160"]

@@ -15,8 +15,9 @@ import cv2
 import numpy as np
 import pydicom
 import pytest
-from conftest import REPO, run_cli
-from hostile import make_hostile_corpus
+
+from tests.helpers import REPO, run_cli
+from tests.hostile import make_hostile_corpus
 
 DEFAULT = REPO / "models" / "default"
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
@@ -50,7 +51,7 @@ def independent_p_low(rep: dict) -> float:
     """P(DEXA SMI < cut-off) recomputed from the shipped manifest with scipy (loglinear form)."""
     import math
 
-    from scipy import stats
+    stats = pytest.importorskip("scipy.stats", reason="scipy is the reference: pip install -e '.[test]'")
 
     cal = MANIFEST["smi_calibration"]
     assert cal["form"] == "loglinear"

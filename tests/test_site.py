@@ -11,7 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO, run_cli
+
+from tests.helpers import REPO, run_cli
 
 DEFAULT = REPO / "models" / "default"
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from conftest import REPO
+from tests.helpers import REPO
 
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
 

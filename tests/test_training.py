@@ -9,13 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
-from conftest import run_cli
 
-from edge.smi import SmiCalibration
-from train.augment import augment
-from train.calibrate import auc, bland_altman, fit, flag_metrics, pearson_ci
-from train.models import ARCHS, build_model
+# The training stack: a clinic install (no torch, no scipy) collects this module and skips it.
+torch = pytest.importorskip("torch", reason="needs the training stack: pip install -e '.[train]'")
+pytest.importorskip("scipy", reason="needs the training stack: pip install -e '.[train]'")
+
+from edge.smi import SmiCalibration  # noqa: E402
+from tests.helpers import run_cli  # noqa: E402
+from train.augment import augment  # noqa: E402
+from train.calibrate import auc, bland_altman, fit, flag_metrics, pearson_ci  # noqa: E402
+from train.models import ARCHS, build_model  # noqa: E402
 
 
 @pytest.fixture(scope="module")
