@@ -13,10 +13,14 @@ from pathlib import Path
 
 import pydicom
 from pynetdicom import AE
-from test_listen import Receiver, free_port, start_node, stop
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main(folder: Path) -> None:
+    sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the test module's helpers, however it imports them
+    from test_listen import Receiver, free_port, start_node, stop
+
     films = sorted(folder.glob("*.dcm"))
     port, dest = free_port(), free_port()
     with tempfile.TemporaryDirectory() as spool, Receiver(dest) as pacs:

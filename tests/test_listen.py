@@ -195,3 +195,18 @@ def test_killed_node_resumes_and_sends_each_once(tmp_path):
 def test_bad_send_to_is_one_line():
     res = run_cli("edge.cli", "listen", "--port", "11112", "--allow", "X", "--spool", os.devnull, "--send-to", "PACS")
     assert res.returncode == 2 and res.stderr.count("\n") == 1 and "--send-to must be AE@host:port" in res.stderr
+
+
+def test_unreadable_film_is_answered_not_assessable(tmp_path):
+    """A film the reader refuses (a colour image) still gets an SR that says why, and the node goes on."""
+    from edge.listen import Destination, Node
+    from edge.screen import Options, Screener
+
+    colour = sorted((Path(pydicom.__file__).parent / "data" / "test_files").glob("SC_rgb_dcmtk_*.dcm"))[0]
+    node = Node(tmp_path / "spool", "SARCO", ["MODALITY"], Destination.parse("PACS@127.0.0.1:1"), Screener(), Options())
+    film = node.spool.store(str(pydicom.dcmread(colour).SOPInstanceUID), colour.read_bytes())
+    node._answer(film)
+    (sr,) = list((tmp_path / "spool" / "outbox").glob("*/*.dcm"))
+    v = sr_values(pydicom.dcmread(sr))
+    assert v["film/flag"] == "not_assessable" and any("colour" in r for r in v["report/reason"])
+    assert node.stats["answered"] == 1 and not film.exists()
