@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from conftest import REPO, run_cli
 from pynetdicom import AE, evt
 from pynetdicom.sop_class import (
     ComputedRadiographyImageStorage,
@@ -24,6 +23,7 @@ from pynetdicom.sop_class import (
 )
 
 from edge.dicom_sr import sr_values
+from tests.helpers import REPO, run_cli
 
 SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
 CT_SMALL = Path(pydicom.__file__).parent / "data" / "test_files" / "CT_small.dcm"
