@@ -250,7 +250,7 @@ def test_lut_pipeline_matches_pydicom_on_mlut_and_vlut() -> None:
 
 
 def test_pillow_plugin_is_never_used(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Even if 'pillow' is offered first (a dev install with torchvision), it is skipped."""
+    """Even if 'pillow' is offered first, it is skipped; so is 'pyjpegls' (both come with highdicom)."""
     from pydicom.pixels.decoders.base import Decoder
 
     import edge.reader.decode as reader
@@ -270,6 +270,9 @@ def test_pillow_plugin_is_never_used(monkeypatch: pytest.MonkeyPatch) -> None:
     assert used == ["gdcm"]
     read_film(PYDICOM_FILES / "MR_small_jp2klossless.dcm")
     assert used == ["gdcm", "pylibjpeg"]  # J2K: openjpeg in-process first
+    # JPEG-LS: highdicom installs pyjpegls (CharLS, in-process); gdcm in the isolated child decodes it
+    read_film(PYDICOM_FILES / "MR_small_jpeg_ls_lossless.dcm")
+    assert used == ["gdcm", "pylibjpeg", "gdcm"]
 
 
 @pytest.mark.parametrize("mode", ["fork", "subprocess"])

@@ -13,7 +13,7 @@ be made from the header is made *before* decoding (decompression bombs, absurd
 sizes), and the input file is only ever opened for reading.
 
 Runtime dependencies: numpy, opencv-python-headless, pydicom (+ gdcm / pylibjpeg
-decoder plugins). Pydicom's "pillow" plugin is never used, so a dev install that
+decoder plugins). Pydicom's "pillow" and "pyjpegls" plugins are never used, so an install that
 happens to have Pillow behaves exactly like the clinic install without it.
 python-gdcm decodes run in a child process because gdcm can abort the interpreter
 on a corrupted JPEG stream (see ``_ISOLATED_PLUGINS``).

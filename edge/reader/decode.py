@@ -12,6 +12,11 @@ from pydicom.uid import UID
 from .film import ReadError
 from .isolation import _ISOLATED_PLUGINS, _decode_isolated
 
+# Decoder plugins the reader never uses, though highdicom installs both: Pillow (it would decode
+# JPEG in-process, and only a development install had it before) and pyjpegls (CharLS in-process;
+# JPEG-LS goes to gdcm in the isolated child, as it always did).
+_NEVER = frozenset({"pillow", "pyjpegls"})
+
 
 def _decode_dicom(ds: Dataset, ts: UID) -> np.ndarray:
     """Decode with pydicom's pixel backend, never through the Pillow plugin."""
@@ -30,7 +35,7 @@ def _decode_dicom(ds: Dataset, ts: UID) -> np.ndarray:
         except Exception as exc:
             raise _decode_error(exc, ts) from exc
 
-    plugins = [name for name in decoder.available_plugins if name != "pillow"]
+    plugins = [name for name in decoder.available_plugins if name not in _NEVER]
     # In-process plugins first (J2K goes to openjpeg before gdcm): gdcm runs isolated.
     plugins.sort(key=lambda name: _isolated(name, ts))
     if not plugins:
