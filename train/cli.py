@@ -19,7 +19,13 @@ console = Console(stderr=True)
 
 _STACK = ["torch", "segmentation_models_pytorch"]
 # What each command imports beyond the clinic install (`phantom` needs nothing more).
-NEEDS: dict[str, list[str]] = {"train": _STACK, "evaluate": _STACK, "calibrate": _STACK, "size-probe": _STACK}
+NEEDS: dict[str, list[str]] = {
+    "train": _STACK,
+    "evaluate": _STACK,
+    "calibrate": _STACK,
+    "size-probe": _STACK,
+    "report": _STACK + ["scipy"],
+}
 
 
 @app.command()
@@ -167,6 +173,19 @@ def size_probe(
     from .size_probe import main as run_probe
 
     run_probe(cohort, films, encoder, out)
+
+
+@app.command()
+def report(
+    cohort: Path = typer.Argument(..., help="The cohort the runs were trained and tested on."),
+    runs: list[Path] = typer.Argument(None, help="Runs trained at an equal budget."),
+    final: Path = typer.Option(None, "--final", help="The run the default bundle is quantized from."),
+    out: Path = typer.Option(Path("train/RESULTS.md"), "--out"),
+) -> None:
+    """train/RESULTS.md: the architectures compared at an equal budget, the final model, calibration."""
+    from .report import main as write_report
+
+    write_report(cohort, runs or [], final, out)
 
 
 if __name__ == "__main__":
