@@ -220,6 +220,35 @@ def screen(
         _human(res.report, image.name)
 
 
+def _check_batch_outputs(out_csv: Path, resume: bool, overlays: Path | None) -> None:
+    if out_csv.exists() and not resume:
+        raise fail(f"{out_csv.name} exists; pass --resume to continue it or choose another --out", 2)
+    if not out_csv.parent.is_dir():
+        raise fail(f"--out folder does not exist: {out_csv.parent}", 2)
+    if overlays is not None and overlays.exists() and not overlays.is_dir():
+        raise fail(f"--overlays is a file, not a folder: {overlays.name}", 2)
+
+
+def _print_counts(counts: dict) -> None:
+    t = Table(title="batch summary", show_header=False)
+    for k, v in counts.items():
+        t.add_row(k.replace("_", " "), str(v))
+    err.print(t)
+
+
+def _batch_bar():
+    """batch's progress bar on stderr: films done, films per second, time left; gone when done."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(f"{task.speed:.1f} films/s" if task.speed else "- films/s")
+
+    columns = ("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), Rate())
+    return Progress(*columns, TimeRemainingColumn(), console=err, transient=True)
+
+
 def _batch_engine(engine, scheduler, model, device, workers, opts, overlays):
     """(screener, None) for the local engine; (None, a started DaskEngine) for dask."""
     if engine == "local":
@@ -266,22 +295,10 @@ def batch(
     dicom_out: Path = typer.Option(None, "--dicom-out", help="Folder for DICOM SEG, SR and SC per DICOM film."),
 ) -> None:
     """Screen every image under a folder into one CSV, with a progress bar and a summary."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TimeRemainingColumn
-    from rich.text import Text
-
-    class Rate(ProgressColumn):
-        def render(self, task) -> Text:
-            return Text(f"{task.speed:.1f} films/s" if task.speed else "- films/s")
-
     from .batch import BatchError, default_workers, run_batch
 
     opts = _options(sex, height_cm, criteria, None, None, spacing_mm)
-    if out_csv.exists() and not resume:
-        raise fail(f"{out_csv.name} exists; pass --resume to continue it or choose another --out", 2)
-    if not out_csv.parent.is_dir():
-        raise fail(f"--out folder does not exist: {out_csv.parent}", 2)
-    if overlays is not None and overlays.exists() and not overlays.is_dir():
-        raise fail(f"--overlays is a file, not a folder: {overlays.name}", 2)
+    _check_batch_outputs(out_csv, resume, overlays)
     workers = default_workers() if workers is None else workers
     if dicom_out is not None and (problem := _dicom_out().batch_problem(folder, dicom_out)):
         raise fail(problem, 2)
@@ -289,15 +306,7 @@ def batch(
     inner = engine_run.outcomes if engine_run else None
     tee = _dicom_out().batch_outcomes(dicom_out, inner, scr, opts, workers) if dicom_out is not None else None
     try:
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            Rate(),
-            TimeRemainingColumn(),
-            console=err,
-            transient=True,
-        ) as bar:
+        with _batch_bar() as bar:
             tid = bar.add_task("screening", total=None)
             counts = run_batch(
                 folder,
@@ -322,10 +331,7 @@ def batch(
     finally:
         if engine_run:
             engine_run.close()
-    t = Table(title="batch summary", show_header=False)
-    for k, v in {**counts, **(tee.counts if tee else {})}.items():
-        t.add_row(k.replace("_", " "), str(v))
-    err.print(t)
+    _print_counts({**counts, **(tee.counts if tee else {})})
 
 
 @app.command()
