@@ -1,0 +1,290 @@
+"""edge.quality with known answers: each refusal reason at and just past its threshold, on
+constructed films and masks (no model, no CLI), and the measured values it reports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edge import quality as q
+from edge.measure import Areas
+from edge.quality import Anatomy, GateConfig, _anatomy_reasons, anatomy, femur_support, quality_gate
+from edge.reader.film import Film
+
+CFG = GateConfig()
+BOTH = Areas(200.0, 100.0, 100.0, "cm2", 2)
+
+
+def film(pixels: np.ndarray, spacing=(3.0, 3.0), body_part: str | None = None) -> Film:
+    return Film(
+        pixels=pixels.astype(np.float32),
+        spacing_mm=spacing,
+        spacing_source="test",
+        sex="F",
+        height_m=1.6,
+        height_source="test",
+        age_years=70.0,
+        source_format="test",
+        photometric="MONOCHROME2",
+        bits_stored=12,
+        transfer_syntax=None,
+        modality="DX",
+        body_part=body_part,
+        notes=(),
+    )
+
+
+def ramp(rows: int = 200, cols: int = 100) -> np.ndarray:
+    """A film with `rows` grey levels (one per row): a radiograph as far as the gate can tell."""
+    return np.repeat(np.linspace(0.0, 1.0, rows, dtype=np.float32)[:, None], cols, axis=1)
+
+
+def levels(n: int, rows: int = 200, cols: int = 100) -> np.ndarray:
+    """A film of exactly `n` grey levels."""
+    return np.repeat((np.arange(rows) % n / max(n - 1, 1)).astype(np.float32)[:, None], cols, axis=1)
+
+
+def reasons(*args, **kw) -> list[str]:
+    return quality_gate(*args, **kw)[0]
+
+
+def test_gate_config_from_dict():
+    assert GateConfig.from_dict(None) == GateConfig() == GateConfig.from_dict({})
+    c = GateConfig.from_dict({"min_confidence": 0.5, "thigh_area_cm2": [50, 500], "unknown": 1})
+    assert c.min_confidence == 0.5 and c.thigh_area_cm2 == (50, 500) and isinstance(c.thigh_area_cm2, tuple)
+    assert c.max_side_ratio == 2.0 and c.muscle_length_cm == (15.0, 55.0)
+    assert GateConfig() == GateConfig(0.6, (60.0, 600.0), (15.0, 55.0), (0.12, 0.27), 2.0, 0.3, 0.5)
+
+
+def test_a_plain_long_leg_film_passes_and_reports_its_numbers():
+    r, quality = quality_gate(film(ramp()), BOTH, 0.87654321)
+    assert r == []
+    assert quality == {
+        "segmentation_confidence": 0.8765,
+        "sides_seen": 2,
+        "aspect_ratio": 2.0,
+        "area_plausible": True,
+    }
+
+
+@pytest.mark.parametrize(
+    "part, refused",
+    [("CHEST", True), ("chest", True), ("C SPINE", True), ("pelvis", True), ("LEG", False), ("KNEE", False)],
+)
+def test_body_part(part, refused):
+    r, quality = quality_gate(film(ramp(), body_part=part), BOTH, 0.9)
+    assert r == ([q.NOT_LONG_LEG] if refused else [])
+    if refused:  # a refused film is not measured further
+        assert set(quality) == {"segmentation_confidence", "sides_seen", "aspect_ratio"}
+
+
+def test_film_shape_at_and_under_the_aspect_ratio():
+    assert reasons(film(ramp(160, 100), spacing=(4.0, 4.0)), BOTH, 0.9) == []  # 1.6: long enough
+    r, quality = quality_gate(film(ramp(159, 100), spacing=(4.0, 4.0)), BOTH, 0.9)
+    assert r == [q.NOT_LONG_LEG] and quality["aspect_ratio"] == 1.59
+
+
+def test_film_height_at_and_under_60_cm_uses_the_row_spacing():
+    assert reasons(film(ramp(200, 100), spacing=(3.0, 9.0)), BOTH, 0.9) == []  # 200 rows * 3 mm = 60 cm
+    assert reasons(film(ramp(200, 100), spacing=(2.99, 3.0)), BOTH, 0.9) == [q.NOT_LONG_LEG]
+    assert reasons(film(ramp(200, 100), spacing=(2.0, 3.0)), BOTH, 0.9) == [q.NOT_LONG_LEG]
+    assert reasons(film(ramp(200, 100), spacing=(9.0, 2.0)), BOTH, 0.9) == []
+    # without a spacing the height cannot be judged: not refused for it (px areas: no area check)
+    r, quality = quality_gate(film(ramp(200, 100), spacing=None), Areas(5e5, None, None, "px", 1), 0.9)
+    assert r == [] and "area_plausible" not in quality
+
+
+def test_grey_levels_at_and_under_32():
+    assert reasons(film(levels(32)), BOTH, 0.9) == []
+    assert reasons(film(levels(31)), BOTH, 0.9) == [q.NOT_RADIOGRAPH]
+    both = reasons(film(levels(2, 150, 100), body_part="HAND"), BOTH, 0.9)
+    assert both == [q.NOT_LONG_LEG, q.NOT_RADIOGRAPH]
+
+
+def test_grey_levels_are_counted_on_a_subsample_of_large_films():
+    # 1600 x 640 = 1,024,000 pixels: every 2nd row and column. The sampled pixels hold 31 levels,
+    # the others 200 more: a sampling mistake counts them and passes the film.
+    px = np.repeat((np.arange(1600) // 2 % 31 / 30).astype(np.float32)[:, None], 640, axis=1)
+    px[1::2, 1::2] = np.linspace(0.0, 1.0, 800 * 320).reshape(800, 320)
+    assert reasons(film(px, spacing=(0.5, 0.5)), BOTH, 0.9) == [q.NOT_RADIOGRAPH]
+    px[::2, ::2] = np.linspace(0.0, 1.0, 800 * 320).reshape(800, 320)  # now the sample varies
+    assert reasons(film(px, spacing=(0.5, 0.5)), BOTH, 0.9) == []
+
+
+def test_confidence_at_and_under_the_floor():
+    assert reasons(film(ramp()), BOTH, 0.6) == []
+    assert reasons(film(ramp()), BOTH, 0.5999) == [q.LOW_CONFIDENCE]
+    assert reasons(film(ramp()), BOTH, 0.5, cfg=GateConfig(min_confidence=0.5)) == []
+    r, quality = quality_gate(film(ramp()), Areas(0.0, None, None, "cm2", 0), 0.99)
+    assert r == [q.LOW_CONFIDENCE] and quality["sides_seen"] == 0 and "area_plausible" not in quality
+
+
+def test_femur_support_at_and_under_its_floor():
+    r, quality = quality_gate(film(ramp()), BOTH, 0.9, femur=0.5)
+    assert r == [] and quality["femur_support"] == 0.5
+    r, quality = quality_gate(film(ramp()), BOTH, 0.9, femur=0.49996)
+    assert r == [q.NO_FEMUR] and quality["femur_support"] == 0.5 and "area_plausible" not in quality
+    assert reasons(film(ramp()), BOTH, 0.9, femur=0.3, cfg=GateConfig(min_femur_support=0.3)) == []
+
+
+@pytest.mark.parametrize(
+    "areas, ok",
+    [
+        (Areas(120.0, 60.0, 60.0, "cm2", 2), True),
+        (Areas(1200.0, 600.0, 600.0, "cm2", 2), True),
+        (Areas(119.9, 59.9, 60.0, "cm2", 2), False),
+        (Areas(1200.1, 600.0, 600.1, "cm2", 2), False),
+        (Areas(60.0, None, None, "cm2", 1), True),  # one thigh: its total is the side
+        (Areas(59.9, None, None, "cm2", 1), False),
+        (Areas(600.1, None, None, "cm2", 1), False),
+        (Areas(700.0, 100.0, None, "cm2", 1), True),  # a side given: the side is judged, not the total
+        (Areas(700.0, None, 100.0, "cm2", 1), True),
+        (Areas(5.0, None, None, "px", 1), True),  # no spacing: no area check
+    ],
+)
+def test_area_plausibility_per_side(areas, ok):
+    r, quality = quality_gate(film(ramp()), areas, 0.9)
+    assert r == ([] if ok else [q.IMPLAUSIBLE_AREA])
+    if areas.unit == "cm2":
+        assert quality["area_plausible"] is ok
+
+
+def test_area_range_comes_from_the_config():
+    cfg = GateConfig(thigh_area_cm2=(10.0, 20.0))
+    assert reasons(film(ramp()), Areas(30.0, 10.0, 20.0, "cm2", 2), 0.9, cfg=cfg) == []
+    assert reasons(film(ramp()), BOTH, 0.9, cfg=cfg) == [q.IMPLAUSIBLE_AREA]
+
+
+def test_anatomy_reasons_inverted_at_and_under_the_level():
+    quality: dict = {}
+    assert _anatomy_reasons(Anatomy(None, 0.3, None), None, CFG, quality) == []
+    assert quality == {"muscle_length_cm": None, "muscle_level": 0.3, "side_ratio": None}
+    assert _anatomy_reasons(Anatomy(None, 0.2999, None), None, CFG, {}) == [q.INVERTED]
+    assert _anatomy_reasons(Anatomy(None, 0.2, None), None, GateConfig(min_muscle_level=0.2), {}) == []
+
+
+@pytest.mark.parametrize(
+    "length, ok", [(24.0, True), (23.9, False), (54.0, True), (54.1, False), (40.0, True), (10.0, False)]
+)
+def test_anatomy_reasons_length_against_height(length, ok):
+    quality: dict = {}
+    r = _anatomy_reasons(Anatomy(length, 0.5, None), 2.0, CFG, quality)  # 0.12 * 200 cm .. 0.27 * 200 cm
+    assert r == ([] if ok else [q.SPACING_ANATOMY])
+    assert quality["length_to_height"] == round(length / 200, 3)
+    assert quality["muscle_length_cm"] == round(length, 1)
+
+
+@pytest.mark.parametrize("length, ok", [(15.0, True), (14.9, False), (55.0, True), (55.1, False)])
+@pytest.mark.parametrize("height", [None, 0.0])
+def test_anatomy_reasons_length_without_height(length, ok, height):
+    quality: dict = {}
+    assert _anatomy_reasons(Anatomy(length, 0.5, None), height, CFG, quality) == ([] if ok else [q.SPACING_ANATOMY])
+    assert "length_to_height" not in quality
+
+
+def test_anatomy_reasons_length_ranges_come_from_the_config():
+    cfg = GateConfig(muscle_length_cm=(1.0, 2.0), length_to_height=(0.5, 0.6))
+    assert _anatomy_reasons(Anatomy(1.5, 0.5, None), None, cfg, {}) == []
+    assert _anatomy_reasons(Anatomy(30.0, 0.5, None), None, cfg, {}) == [q.SPACING_ANATOMY]
+    assert _anatomy_reasons(Anatomy(110.0, 0.5, None), 2.0, cfg, {}) == []
+    assert _anatomy_reasons(Anatomy(40.0, 0.5, None), 2.0, cfg, {}) == [q.SPACING_ANATOMY]
+
+
+def test_anatomy_reasons_asymmetry_at_and_over_the_ratio():
+    quality: dict = {}
+    assert _anatomy_reasons(Anatomy(None, 0.5, 2.0), None, CFG, quality) == []
+    assert quality["side_ratio"] == 2.0
+    quality = {}
+    assert _anatomy_reasons(Anatomy(None, 0.5, 2.00049), None, CFG, quality) == [q.ASYMMETRY]
+    assert quality["side_ratio"] == 2.0
+    assert _anatomy_reasons(Anatomy(None, 0.5, 3.0), None, GateConfig(max_side_ratio=3.0), {}) == []
+
+
+def test_anatomy_reasons_come_in_order_and_all_at_once():
+    quality: dict = {}
+    r = _anatomy_reasons(Anatomy(12.34, 0.12345, 2.34567), None, CFG, quality)
+    assert r == [q.INVERTED, q.SPACING_ANATOMY, q.ASYMMETRY]
+    assert quality == {"muscle_length_cm": 12.3, "muscle_level": 0.123, "side_ratio": 2.346}
+
+
+def thigh_film(muscle: float = 0.4) -> tuple[Film, np.ndarray]:
+    """200 x 100 film, spacing 5 mm x 1 mm: air (0) left, muscle (`muscle`) in columns 20-39 of
+    rows 10-89, bone (1) right. The mask is the muscle."""
+    px = np.zeros((200, 100), np.float32)
+    px[:, 40:] = 1.0
+    px[10:90, 20:40] = muscle
+    mask = np.zeros((200, 100), bool)
+    mask[10:90, 20:40] = True
+    return film(px, spacing=(5.0, 1.0)), mask
+
+
+def test_anatomy_of_a_known_mask():
+    f, mask = thigh_film(0.4)
+    a = anatomy(f, mask, BOTH)
+    # 2 % of the muscle is reached in row 11, 98 % in row 88: 78 rows of 5 mm
+    assert a.muscle_length_cm == pytest.approx(39.0)
+    # within the band, 20 % air (0) and 60 % bone (1): the muscle sits at 0.4 of the range
+    assert a.muscle_level == pytest.approx(0.4)
+    assert a.side_ratio == 1.0
+    assert anatomy(f, mask, Areas(350.0, 100.0, 250.0, "cm2", 2)).side_ratio == pytest.approx(2.5)
+    assert anatomy(f, mask, Areas(350.0, 250.0, 100.0, "cm2", 2)).side_ratio == pytest.approx(2.5)
+    assert anatomy(f, mask, Areas(100.0, 100.0, None, "cm2", 1)).side_ratio is None
+    assert anatomy(f, mask, Areas(100.0, None, 100.0, "cm2", 1)).side_ratio is None
+    assert anatomy(f, mask, Areas(100.0, 0.0, 100.0, "cm2", 2)).side_ratio is None
+    no_spacing = film(f.pixels, spacing=None)
+    assert anatomy(no_spacing, mask, BOTH).muscle_length_cm is None
+
+
+def test_anatomy_of_an_empty_mask():
+    f, mask = thigh_film()
+    assert anatomy(f, np.zeros_like(mask), BOTH) == Anatomy(None, 0.0, None)
+
+
+def test_anatomy_length_uses_the_rows_of_the_mask():
+    f, mask = thigh_film()
+    m = np.zeros_like(mask)
+    m[50:150, 30:31] = True  # 100 rows, one pixel each: 2 % at row 51, 98 % at row 147
+    assert anatomy(f, m, BOTH).muscle_length_cm == pytest.approx(97 * 0.5)
+
+
+def test_anatomy_level_of_a_flat_band():
+    f, mask = thigh_film()
+    flat = film(np.full((200, 100), 0.7, np.float32), spacing=(5.0, 1.0))
+    assert anatomy(flat, mask, BOTH).muscle_level == 0.0  # no range: 0, not a division by zero
+
+
+def test_quality_gate_refuses_an_inverted_film_from_its_mask():
+    f, mask = thigh_film(0.8)
+    f = film(f.pixels + ramp() * 1e-3, spacing=(5.0, 1.0))  # enough grey levels
+    r, quality = quality_gate(f, BOTH, 0.9, mask=mask)
+    assert r == [] and quality["muscle_length_cm"] == 39.0 and quality["muscle_level"] == pytest.approx(0.8, abs=2e-3)
+    assert quality["area_plausible"] is True
+    inverted = film(1.0 - f.pixels, spacing=(5.0, 1.0))
+    r, quality = quality_gate(inverted, BOTH, 0.9, mask=mask)
+    assert r == [q.INVERTED] and "area_plausible" not in quality
+    # with a height: 39 cm of 1.5 m is 0.26, inside; of 1.4 m 0.279, outside
+    assert quality_gate(f, BOTH, 0.9, mask=mask, height_m=1.5)[0] == []
+    r, quality = quality_gate(f, BOTH, 0.9, mask=mask, height_m=1.4)
+    assert r == [q.SPACING_ANATOMY] and quality["length_to_height"] == 0.279
+    cfg = GateConfig(min_muscle_level=0.85)
+    assert quality_gate(f, BOTH, 0.9, mask=mask, cfg=cfg)[0] == [q.INVERTED]
+
+
+def test_femur_support_of_known_rows():
+    muscle = np.zeros((6, 10), bool)
+    bone = np.zeros((6, 10), bool)
+    muscle[0, [2, 7]] = True
+    bone[0, 5] = True  # between the edges: a hit
+    muscle[1, [2, 7]] = True
+    bone[1, 8] = True  # outside: no hit
+    muscle[2, [2, 7]] = True
+    bone[2, 7] = True  # on the right edge: a hit
+    muscle[3, [2, 7]] = True
+    bone[3, 2] = True  # on the left edge: a hit
+    muscle[4, 4] = True
+    bone[4, 4] = True  # one muscle pixel: not a row of thigh muscle
+    assert femur_support(muscle, bone) == pytest.approx(3 / 4)
+    assert femur_support(np.zeros((4, 4), bool), bone[:4, :4]) is None
+    one_px = np.zeros((4, 4), bool)
+    one_px[1, 1] = True
+    assert femur_support(one_px, one_px) is None
