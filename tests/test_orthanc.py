@@ -66,7 +66,7 @@ def free_port() -> int:
 class Orthanc:
     """One Orthanc process with its own config, index and storage under `root`, HTTP and DICOM on free ports."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, modalities: dict | None = None) -> None:
         self.root, self.http, self.dicom, self.aet = root, free_port(), free_port(), "ORTHANC"
         config = {
             "Name": "sarco-edge-test",
@@ -79,7 +79,7 @@ class Orthanc:
             "AuthenticationEnabled": False,
             "DicomCheckCalledAet": True,
             "DicomAlwaysAllowStore": True,
-            "DicomModalities": {},
+            "DicomModalities": modalities or {},
             "Plugins": [],
             "HttpsCaCertificates": "",
             "ConcurrentJobs": 1,
@@ -112,6 +112,11 @@ class Orthanc:
     def get(self, path: str):
         return json.loads(self.raw(path))
 
+    def post(self, path: str, body: bytes):
+        req = urllib.request.Request(f"http://127.0.0.1:{self.http}{path}", data=body, method="POST")
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return json.loads(r.read())
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -124,10 +129,10 @@ class Orthanc:
             self.log.close()
 
 
-def start_node(spool: Path, port: int, pacs: Orthanc) -> subprocess.Popen:
+def start_node(spool: Path, port: int, pacs: Orthanc, allow: str = "MODALITY") -> subprocess.Popen:
     """The node as a user starts it; its log is appended to `spool`.log (read by `node_log`)."""
     cmd = [sys.executable, "-m", "edge.cli", "listen", "--port", str(port), "--ae-title", "SARCO",
-           "--allow", "MODALITY", "--spool", str(spool), "--send-to", f"{pacs.aet}@127.0.0.1:{pacs.dicom}"]  # fmt: skip
+           "--allow", allow, "--spool", str(spool), "--send-to", f"{pacs.aet}@127.0.0.1:{pacs.dicom}"]  # fmt: skip
     with open(f"{spool}.log", "ab") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -271,3 +276,23 @@ def check_numbers(v: dict, e: dict) -> None:
     assert v["film/smi_estimate"] == e["smi_estimate"] and v.get("film/p_low") == e["p_low"]
     if e.get("right_cm2") is not None:
         assert v[f"right/{AREA}"] == e["right_cm2"] and v[f"left/{AREA}"] == e["left_cm2"]
+
+
+def test_orthanc_sends_a_film_and_files_the_results(tmp_path):
+    """The README's set-up: the node is one of Orthanc's DicomModalities, Orthanc sends it a film by
+    REST (/modalities/NAME/store), the results land in the film's study next to it."""
+    tool("Orthanc")
+    port = free_port()
+    spool, pacs, node = tmp_path / "spool", Orthanc(tmp_path / "orthanc", {"sarco": ["SARCO", "127.0.0.1", port]}), None
+    try:
+        pacs.start()
+        node = start_node(spool, port, pacs, allow=pacs.aet)
+        film = pacs.post("/instances", SAMPLE.read_bytes())
+        job = pacs.post("/modalities/sarco/store", film["ID"].encode())
+        assert job["FailedInstancesCount"] == 0 and job["InstancesCount"] == 1, job
+        wait_count(pacs, 4, spool)
+        series = pacs.get(f"/studies/{film['ParentStudy']}/series")
+    finally:
+        end(node)
+        pacs.stop()
+    assert sorted(s["MainDicomTags"]["Modality"] for s in series) == ["DX", "OT", "SEG", "SR"]
