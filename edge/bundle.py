@@ -274,9 +274,12 @@ def _cache_is_intact(folder: Path) -> bool:
         return False
 
 
-def compile_bundle(bundle: Bundle, device: str = "CPU", cache_dir: Path | None = None, hint: str | None = None):
+def compile_bundle(
+    bundle: Bundle, device: str = "CPU", cache_dir: Path | None = None, hint: str | None = None, threads: int = 0
+):
     """Compile for `device`; FP32 IRs run in f32 (this CPU would otherwise pick bf16). `hint`:
-    OpenVINO's PERFORMANCE_HINT ("THROUGHPUT" for a batch), None for the device's default.
+    OpenVINO's PERFORMANCE_HINT ("THROUGHPUT" for a batch), None for the device's default;
+    `threads` > 0: at most that many CPU threads (several screeners sharing one machine).
 
     The compiled-model cache lives in a folder named by the manifest digest and is used only
     when every blob matches the digests recorded after the compile that wrote it: a corrupted
@@ -290,6 +293,7 @@ def compile_bundle(bundle: Bundle, device: str = "CPU", cache_dir: Path | None =
     if cache_dir and bundle.digest:
         # One folder per device and hint: each holds exactly the blobs its own compile recorded.
         tag = f"{device.replace(':', '_').replace(',', '_')}" + (f"-{hint.lower()}" if hint else "")
+        tag += f"-t{threads}" if threads > 0 and device == "CPU" else ""
         folder = Path(cache_dir) / f"{bundle.digest[:16]}-{tag}"
         if folder.exists() and not _cache_is_intact(folder):
             shutil.rmtree(folder, ignore_errors=True)
@@ -297,6 +301,8 @@ def compile_bundle(bundle: Bundle, device: str = "CPU", cache_dir: Path | None =
         folder.mkdir(parents=True, exist_ok=True)
         core.set_property({"CACHE_DIR": str(folder)})
     config = {**cpu_config(device), **({"PERFORMANCE_HINT": hint} if hint else {})}
+    if threads > 0 and device == "CPU":
+        config["INFERENCE_NUM_THREADS"] = threads
     compiled = core.compile_model(str(bundle.xml), device, config)
     shape = (
         list(compiled.input(0).get_partial_shape().get_min_shape())

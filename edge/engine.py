@@ -11,6 +11,7 @@ gap and no duplicate. A film that kills worker after worker gets an error row in
 
 from __future__ import annotations
 
+import os
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,8 +42,8 @@ class ScreenerPlugin(_PluginBase):
 
     name = PLUGIN
 
-    def __init__(self, model_dir: str | None, device: str) -> None:
-        self.model_dir, self.device = model_dir, device
+    def __init__(self, model_dir: str | None, device: str, threads: int = 0) -> None:
+        self.model_dir, self.device, self.threads = model_dir, device, threads
 
     def setup(self, worker) -> None:
         import warnings
@@ -50,7 +51,8 @@ class ScreenerPlugin(_PluginBase):
         from .screen import Screener
 
         warnings.simplefilter("ignore")  # as edge.cli.main does for the writer process
-        worker.sarco_screener = Screener(Path(self.model_dir) if self.model_dir else None, self.device)
+        model = Path(self.model_dir) if self.model_dir else None
+        worker.sarco_screener = Screener(model, self.device, threads=self.threads)
 
 
 def screen_path(path: str, rel: str, opts, overlays: str | None):
@@ -82,15 +84,16 @@ class DaskEngine:
     def __init__(self, model_dir, device, opts, overlays=None, workers=2, scheduler=None, timeout_s=600.0):
         distributed = _distributed()
         self.opts, self.overlays, self.timeout_s = opts, str(overlays) if overlays else None, timeout_s
-        self.cluster = None
-        if scheduler is None:
+        self.cluster, threads = None, 0
+        if scheduler is None:  # workers share this machine: OpenVINO threads split between them
+            threads = max(1, (os.cpu_count() or 1) // max(1, workers))
             self.cluster = distributed.LocalCluster(
                 n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
             )
             scheduler = self.cluster
         self.client = distributed.Client(scheduler, timeout=timeout_s)
         self.workers = max(1, len(self.client.scheduler_info().get("workers", {})) or workers)
-        self.client.register_plugin(ScreenerPlugin(str(model_dir) if model_dir else None, device))
+        self.client.register_plugin(ScreenerPlugin(str(model_dir) if model_dir else None, device, threads))
 
     def close(self) -> None:
         self.client.close()

@@ -69,11 +69,12 @@ class Screener:
         device: str = "CPU",
         cache_dir: Path | None = DEFAULT_CACHE,
         hint: str | None = None,
+        threads: int = 0,
     ) -> None:
         self.bundle: Bundle = load_bundle(model_dir)
         if cache_dir:
             Path(cache_dir).mkdir(parents=True, exist_ok=True)
-        self.compiled = compile_bundle(self.bundle, device, cache_dir, hint)
+        self.compiled = compile_bundle(self.bundle, device, cache_dir, hint, threads)
         cal = self.bundle.manifest.get("smi_calibration")
         self.calibration = SmiCalibration.from_dict(cal) if cal else None
         self.thresholds = {k: Thresholds.from_dict(v) for k, v in (self.bundle.manifest.get("decision") or {}).items()}
