@@ -13,7 +13,9 @@ One module for both sides: `sarco calibrate` (training side, phantom cohorts) an
   out-of-fold predictions; `clear` is the largest threshold that keeps sensitivity >= 0.90
   (a truly low person is cleared as `normal` at most 10 % of the time), both on the films'
   labels and by the predictive probabilities (the lower wins: with few films the labels alone
-  overfit); `refer` the largest threshold >= clear that keeps the `borderline` share <= 15 %.
+  overfit); `refer` the largest threshold >= clear that keeps the `borderline` share <= 15 %,
+  which gives the best specificity (films at or over the cut-off not referred) at that
+  sensitivity, since specificity only grows with `refer` (see `decision_metrics`).
 """
 
 from __future__ import annotations
@@ -134,14 +136,24 @@ def choose_thresholds(p: np.ndarray, low: np.ndarray) -> dict:
 
 
 def decision_metrics(normal: np.ndarray, refer: np.ndarray, low: np.ndarray) -> dict:
-    """Sensitivity: truly low not cleared (refer or borderline); specificity: not low and cleared;
-    refer PPV; borderline share. The README states these definitions."""
+    """The decision's rates, the way a test with two cut-offs and a zone between is reported
+    (README, "The flag"): `borderline` is no automatic action either way, so
+
+    - sensitivity: truly low films not cleared (referred or borderline): the rule-out side;
+    - specificity: films at or over the cut-off not referred (cleared or borderline): the
+      rule-in side;
+    - refer_sensitivity / clear_specificity: the strict rates (low films referred; films at or
+      over the cut-off cleared), reported next to them;
+    - refer PPV, clear NPV, and the borderline share (which the thresholds keep <= 15 %).
+    """
     normal, refer, low = (np.asarray(v, bool) for v in (normal, refer, low))
     n_low, n_ok = int(low.sum()), int((~low).sum())
     border = ~normal & ~refer
     return {
         "sensitivity": float((~normal & low).sum() / n_low) if n_low else None,
-        "specificity": float((normal & ~low).sum() / n_ok) if n_ok else None,
+        "specificity": float((~refer & ~low).sum() / n_ok) if n_ok else None,
+        "refer_sensitivity": float((refer & low).sum() / n_low) if n_low else None,
+        "clear_specificity": float((normal & ~low).sum() / n_ok) if n_ok else None,
         "refer_ppv": float((refer & low).sum() / refer.sum()) if refer.sum() else None,
         "clear_npv": float((normal & ~low).sum() / normal.sum()) if normal.sum() else None,
         "borderline_share": float(border.mean()) if len(low) else None,

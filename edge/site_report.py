@@ -108,7 +108,7 @@ def _html(report: dict, plots: list[str]) -> str:
     for key in ("all", "women", "men"):
         a = report.get(key, {})
         if "pearson" not in a:
-            rows.append(f"<tr><td>{key}</td><td>{a.get('n', 0)}</td>" + "<td>-</td>" * 9 + "</tr>")
+            rows.append(f"<tr><td>{key}</td><td>{a.get('n', 0)}</td>" + "<td>-</td>" * 10 + "</tr>")
             continue
         d = a["decision"]
         rows.append(
@@ -123,6 +123,7 @@ def _html(report: dict, plots: list[str]) -> str:
                     a["bland_altman"]["bias"],
                     d["sensitivity"],
                     d["specificity"],
+                    d["clear_specificity"],
                     d["refer_ppv"],
                     d["clear_npv"],
                     d["borderline_share"],
@@ -143,7 +144,7 @@ def _html(report: dict, plots: list[str]) -> str:
 people; {report["assessed"]} assessed, {report["refused"]} refused.</p>
 <h2>Agreement with DEXA</h2>
 <table border="1" cellpadding="3"><tr><th>group</th><th>n</th><th>r</th><th>CCC</th><th>bias</th><th>sensitivity</th>
-<th>specificity</th><th>refer PPV</th><th>clear NPV</th><th>borderline</th><th>95% interval coverage</th></tr>
+<th>specificity</th><th>cleared (strict specificity)</th><th>refer PPV</th><th>clear NPV</th><th>borderline</th><th>95% interval coverage</th></tr>
 {"".join(rows)}</table>
 <p>Sensitivity: films truly under the cut-off that were not cleared as normal (referred or borderline).
 Specificity: films at or over the cut-off that were cleared as normal.</p>

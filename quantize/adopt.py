@@ -39,17 +39,20 @@ def adopt(site: Path, into: Path, command: str) -> str:
         f"\n## Calibration and decision\n\nRefitted with `{command}` ({fit['form']} form, {fit['n_films']} films of "
         f"{fit['n_people']} people, out-of-fold 95 % interval coverage {fit['oof_interval_coverage']:.3f}, interval "
         f"scale {fit['interval_scale']:.3f}, one-thigh extra SD {fit['one_side_sd']:.4f}).\n",
-        "| criteria | normal at p_low <= | refer at p_low >= | sensitivity | specificity | borderline |",
-        "|---|---|---|---|---|---|",
+        "| criteria | normal at p_low <= | refer at p_low >= | sensitivity | specificity | cleared (strict spec.) "
+        "| borderline |",
+        "|---|---|---|---|---|---|---|",
     ]
     for k, d in m["decision"].items():
         lines.append(
             f"| {k} | {d['clear']:.3f} | {d['refer']:.3f} | {d['sensitivity']:.3f} | {d['specificity']:.3f} | "
+            f"{d['clear_specificity']:.3f} | "
             f"{d['borderline_share']:.3f} |"
         )
     lines.append(
         "\nOut-of-fold (5 folds by person) on the fitting films. Sensitivity: films under the cut-off not "
-        "cleared as normal; specificity: films at or over it cleared as normal.\n"
+        "cleared as normal (referred or borderline); specificity: films at or over it not referred (cleared or "
+        "borderline); cleared: films at or over it cleared as normal.\n"
     )
     write_text_atomic(into / card_name, card + "\n".join(lines))
     m["sha256"] = {n: sha256(into / n) for n in set(m["files"].values())}

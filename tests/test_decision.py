@@ -153,20 +153,23 @@ def test_borderline_mass_with_low_performance_is_possible_sarcopenia():
 
 
 def test_decision_metrics_known_answer():
-    normal = np.array([True, True, False, False, False, True])
-    refer = np.array([False, False, True, True, False, False])
-    low = np.array([True, False, True, False, True, False])
+    normal = np.array([True, True, False, False, False, True, False, False])
+    refer = np.array([False, False, True, True, False, False, False, True])
+    low = np.array([True, False, True, False, True, False, False, True])
     m = decision_metrics(normal, refer, low)
-    # low films: cleared, referred, borderline -> 2 of 3 not cleared; not-low: cleared, referred, cleared
+    # low films (4): cleared, referred, borderline, referred -> 3 not cleared, 2 referred;
+    # not-low films (4): cleared, referred, cleared, borderline -> 3 not referred, 2 cleared.
     assert m == pytest.approx(
         {
-            "sensitivity": 2 / 3,
-            "specificity": 2 / 3,
-            "refer_ppv": 0.5,
+            "sensitivity": 3 / 4,
+            "specificity": 3 / 4,
+            "refer_sensitivity": 2 / 4,
+            "clear_specificity": 2 / 4,
+            "refer_ppv": 2 / 3,
             "clear_npv": 2 / 3,
-            "borderline_share": 1 / 6,
-            "n": 6,
-            "n_low": 3,
+            "borderline_share": 2 / 8,
+            "n": 8,
+            "n_low": 4,
         }
     )
 
