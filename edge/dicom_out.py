@@ -12,7 +12,6 @@ SC). Each film's folder is built next to its final place and published with one 
 
 from __future__ import annotations
 
-import copy
 import os
 import shutil
 import tempfile
@@ -118,13 +117,15 @@ def build_seg(src: Dataset, report: Report, mask: np.ndarray, pixels: np.ndarray
                 primary_anatomic_structures=[SIDES[side]] if side in SIDES else None,
             )
         )
-    pixels = np.stack([m for _, m in segs], axis=-1)[None].astype(np.uint8)
-    flat = copy.deepcopy(src)  # a projection film: no patient frame of reference to carry into the SEG
+    labels = np.zeros(mask.shape, np.uint8)  # a label map: segments cannot overlap, highdicom checks only its max
+    for number, (_, m) in enumerate(segs, start=1):
+        labels[m] = number
+    flat = Dataset(src)  # a shallow copy; a projection film has no patient frame of reference for the SEG
     if "FrameOfReferenceUID" in flat:
         del flat.FrameOfReferenceUID
     seg = hd.seg.Segmentation(
         source_images=[flat],
-        pixel_array=pixels,
+        pixel_array=labels,
         segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descriptions,
         series_instance_uid=hd.UID(),
@@ -163,15 +164,11 @@ def build_sc(src: Dataset, rgb: np.ndarray) -> Dataset:
     return sc
 
 
-def _overlay_rgb(result, tmp: Path) -> np.ndarray:
-    """The same picture as `--overlay` (screen.write_overlay), as RGB pixels."""
-    from .screen import write_overlay
+def _overlay_rgb(result) -> np.ndarray:
+    """The same picture as `--overlay` (screen.write_overlay), as RGB pixels (drawn, never re-read)."""
+    from .screen import overlay_image
 
-    png = tmp / "overlay.png"
-    write_overlay(png, result.film, result.mask, result.report)
-    bgr = cv2.imread(str(png), cv2.IMREAD_COLOR)
-    png.unlink()
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(overlay_image(result.film, result.mask, result.report), cv2.COLOR_BGR2RGB)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -233,7 +230,7 @@ def write_outputs(out_dir: Path, name: str, source: Path, result) -> Written:
             return {"sr": build_sr(src, report, None, report.reasons, report.model)}
         seg = build_seg(src, report, result.mask, result.film.pixels)
         sr = build_sr(src, report, seg, report.reasons, report.model)
-        return {"seg": seg, "sr": sr, "sc": build_sc(src, _overlay_rgb(result, tmp))}
+        return {"seg": seg, "sr": sr, "sc": build_sc(src, _overlay_rgb(result))}
 
     return _write_folder(Path(out_dir), name, build)
 

@@ -199,6 +199,14 @@ def _who(film: Film, opts: Options) -> tuple[tuple[str | None, str | None], tupl
 
 def write_overlay(path: Path, film: Film, mask: np.ndarray, report: Report, max_height: int = 1600) -> None:
     """Film with the measured muscle in red and the numbers, written atomically."""
+    ok, png = cv2.imencode(".png", overlay_image(film, mask, report, max_height))
+    if not ok:
+        raise OSError("could not encode the overlay")
+    write_bytes_atomic(Path(path), png.tobytes())
+
+
+def overlay_image(film: Film, mask: np.ndarray, report: Report, max_height: int = 1600) -> np.ndarray:
+    """The overlay's pixels (BGR, uint8): `write_overlay`'s picture, and the DICOM SC's."""
     img = (np.clip(film.pixels, 0, 1) * 255).astype(np.uint8)
     scale = min(1.0, max_height / img.shape[0])
     size = (max(int(img.shape[1] * scale), 1), max(int(img.shape[0] * scale), 1))
@@ -217,7 +225,4 @@ def write_overlay(path: Path, film: Film, mask: np.ndarray, report: Report, max_
         y = 22 + 22 * i
         cv2.rectangle(red, (4, y - th - 4), (12 + tw, y + base + 2), (0, 0, 0), -1)
         cv2.putText(red, t, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 0), 1, cv2.LINE_AA)
-    ok, png = cv2.imencode(".png", red)
-    if not ok:
-        raise OSError("could not encode the overlay")
-    write_bytes_atomic(Path(path), png.tobytes())
+    return red
