@@ -82,6 +82,7 @@ def test_film_shape_at_and_under_the_aspect_ratio():
     assert reasons(film(ramp(160, 100), spacing=(4.0, 4.0)), BOTH, 0.9) == []  # 1.6: long enough
     r, quality = quality_gate(film(ramp(159, 100), spacing=(4.0, 4.0)), BOTH, 0.9)
     assert r == [q.NOT_LONG_LEG] and quality["aspect_ratio"] == 1.59
+    assert quality_gate(film(ramp(170, 99), spacing=(4.0, 4.0)), BOTH, 0.9)[1]["aspect_ratio"] == 1.717
 
 
 def test_film_height_at_and_under_60_cm_uses_the_row_spacing():
@@ -102,12 +103,12 @@ def test_grey_levels_at_and_under_32():
 
 
 def test_grey_levels_are_counted_on_a_subsample_of_large_films():
-    # 1600 x 640 = 1,024,000 pixels: every 2nd row and column. The sampled pixels hold 31 levels,
-    # the others 200 more: a sampling mistake counts them and passes the film.
-    px = np.repeat((np.arange(1600) // 2 % 31 / 30).astype(np.float32)[:, None], 640, axis=1)
-    px[1::2, 1::2] = np.linspace(0.0, 1.0, 800 * 320).reshape(800, 320)
+    # 1600 x 625 = 1,000,000 pixels, 4 x 250,000: every 2nd row and column. The sampled pixels
+    # hold 31 levels, the others many more: a sampling mistake counts them and passes the film.
+    px = np.repeat((np.arange(1600) // 2 % 31 / 30).astype(np.float32)[:, None], 625, axis=1)
+    px[1::2, 1::2] = np.linspace(0.0, 1.0, 800 * 312).reshape(800, 312)
     assert reasons(film(px, spacing=(0.5, 0.5)), BOTH, 0.9) == [q.NOT_RADIOGRAPH]
-    px[::2, ::2] = np.linspace(0.0, 1.0, 800 * 320).reshape(800, 320)  # now the sample varies
+    px[::2, ::2] = np.linspace(0.0, 1.0, 800 * 313).reshape(800, 313)  # now the sample varies
     assert reasons(film(px, spacing=(0.5, 0.5)), BOTH, 0.9) == []
 
 
@@ -125,6 +126,7 @@ def test_femur_support_at_and_under_its_floor():
     r, quality = quality_gate(film(ramp()), BOTH, 0.9, femur=0.49996)
     assert r == [q.NO_FEMUR] and quality["femur_support"] == 0.5 and "area_plausible" not in quality
     assert reasons(film(ramp()), BOTH, 0.9, femur=0.3, cfg=GateConfig(min_femur_support=0.3)) == []
+    assert quality_gate(film(ramp()), BOTH, 0.9, femur=0.56789)[1]["femur_support"] == 0.568
 
 
 @pytest.mark.parametrize(
@@ -231,8 +233,21 @@ def test_anatomy_of_a_known_mask():
     assert anatomy(f, mask, Areas(100.0, 100.0, None, "cm2", 1)).side_ratio is None
     assert anatomy(f, mask, Areas(100.0, None, 100.0, "cm2", 1)).side_ratio is None
     assert anatomy(f, mask, Areas(100.0, 0.0, 100.0, "cm2", 2)).side_ratio is None
+    assert anatomy(f, mask, Areas(2.0, 0.5, 1.5, "cm2", 2)).side_ratio == pytest.approx(3.0)
     no_spacing = film(f.pixels, spacing=None)
     assert anatomy(no_spacing, mask, BOTH).muscle_length_cm is None
+
+
+def test_anatomy_level_on_a_ramp():
+    # One row of muscle (columns 70-83) on a film whose value is column / 100. The band is that
+    # row, every 2nd column: 0, 0.02, ..., 1, so its 5th and 95th percentiles are 0.05 and 0.95.
+    # Every 7th muscle pixel: columns 70 and 77, median 0.735. Level (0.735 - 0.05) / 0.9.
+    px = np.repeat((np.arange(101) / 100)[None, :], 200, axis=0)
+    mask = np.zeros(px.shape, bool)
+    mask[120, 70:84] = True
+    a = anatomy(film(px, spacing=(5.0, 1.0)), mask, BOTH)
+    assert a.muscle_level == pytest.approx(0.685 / 0.9, abs=1e-6)
+    assert a.muscle_length_cm == pytest.approx(0.5)
 
 
 def test_anatomy_of_an_empty_mask():
@@ -283,7 +298,9 @@ def test_femur_support_of_known_rows():
     bone[3, 2] = True  # on the left edge: a hit
     muscle[4, 4] = True
     bone[4, 4] = True  # one muscle pixel: not a row of thigh muscle
-    assert femur_support(muscle, bone) == pytest.approx(3 / 4)
+    muscle[5, [1, 2, 8]] = True
+    bone[5, 5] = True  # between the outer edges, not the first two: a hit
+    assert femur_support(muscle, bone) == pytest.approx(4 / 5)
     assert femur_support(np.zeros((4, 4), bool), bone[:4, :4]) is None
     one_px = np.zeros((4, 4), bool)
     one_px[1, 1] = True
