@@ -45,25 +45,30 @@ def phantom(
         "--compress",
         help="Transfer syntax of the DICOMs: none (explicit VR little endian), rle or j2k (lossless).",
     ),
+    generator: int = typer.Option(
+        1,
+        "--generator",
+        min=1,
+        max=2,
+        help="1: the PHANTOM.md phantom; 2: Visible Human thighs, clutter, raster exports.",
+    ),
 ) -> None:
-    """Generate a synthetic long-leg cohort (PHANTOM.md layout) and print its ceiling r."""
+    """Generate a synthetic long-leg cohort (PHANTOM.md layout) and print its ceiling r.
+
+    Generator 2 samples each film's spacing (0.14-1.5 mm) and format itself; --spacing-mm is for generator 1."""
     from .phantom.cohort import COMPRESSION, generate
+    from .phantom.v2_cohort import generate2
 
     if compress != "none" and compress not in COMPRESSION:
         raise fail(f"--compress must be none, rle or j2k, not {compress!r}", 2)
     with progress_bar(console) as bar:
         tid = bar.add_task("films", total=n)
+        step = lambda k, _: bar.update(tid, completed=k)  # noqa: E731
         try:
-            info = generate(
-                out,
-                n,
-                seed,
-                spacing_mm,
-                workers,
-                preview,
-                progress=lambda k, _: bar.update(tid, completed=k),
-                compress=compress,
-            )
+            if generator == 2:
+                info = generate2(out, n, seed, workers, preview, progress=step, compress=compress)
+            else:
+                info = generate(out, n, seed, spacing_mm, workers, preview, progress=step, compress=compress)
         except FileExistsError as e:
             raise fail(f"{e}", 2)
     c = info["ceiling"]

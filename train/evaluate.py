@@ -27,12 +27,23 @@ def predict_mask(predictor: Predictor, pixels: np.ndarray, size: tuple[int, int]
     return to_film_grid(predictor(x), box) > 0.5
 
 
+def raster_spacing(case: Case) -> float | None:
+    """A raster film (PNG, JPEG, TIFF) has no header: its spacing comes from cases.csv
+    (pixel_spacing_mm), as a user would give --spacing-mm. DICOM keeps its own header's."""
+    if case.image.suffix.lower() in (".dcm", ""):
+        return None
+    try:
+        return float(case.row.get("pixel_spacing_mm") or "") or None
+    except ValueError:
+        return None
+
+
 def evaluate_cases(
     predictor: Predictor, cases: list[Case], size: tuple[int, int] = DEFAULT_SIZE, progress=None
 ) -> list[dict]:
     rows = []
     for i, case in enumerate(cases):
-        film = read_film(case.image)
+        film = read_film(case.image, spacing_mm=raster_spacing(case))
         pred = predict_mask(predictor, film.pixels, size)
         truth = read_mask(case) == 1
         d, j = dice_iou(pred, truth)
