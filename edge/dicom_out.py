@@ -268,52 +268,6 @@ def source_problem(film, out_dir: Path | None) -> str | None:
     return None
 
 
-class DicomTee:
-    """Wraps a batch engine's (entry, outcome) stream: each screened DICOM film's folder is written
-    before the batch appends its CSV row, so a resumed batch redoes a film whose row is missing and
-    its folder is replaced whole. Non-DICOM films get no folder (counted, see README).
-
-    The folder of film i is written in a thread while the engine screens film i+1; film i is handed
-    on (and gets its row) only once its folder is published."""
-
-    def __init__(self, out_dir: Path, inner) -> None:
-        self.out_dir, self.inner = Path(out_dir), inner
-        self.counts = {"dicom_folders": 0, "dicom_not_dicom": 0, "dicom_failed": 0}
-
-    def __call__(self, todo):
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            held = None
-            for entry, outcome in self.inner(todo):
-                job = pool.submit(self._write, entry, outcome) if getattr(outcome, "mask", None) is not None else None
-                if held is not None:
-                    yield self._release(*held)
-                held = (entry, outcome, job)
-            if held is not None:
-                yield self._release(*held)
-
-    @staticmethod
-    def _release(entry, outcome, job) -> tuple:
-        if job is not None:
-            job.result()  # its OSError stops the batch here, before the row
-        return entry, outcome
-
-    def _write(self, entry, outcome) -> None:
-        """OSError stops the batch (disk full: fix and --resume); a film's DICOM problem is counted."""
-        if getattr(outcome.film, "source_format", None) != "dicom":
-            self.counts["dicom_not_dicom"] += 1
-            return
-        try:
-            write_outputs(self.out_dir, folder_name(entry.rel), entry.path, outcome)
-        except OSError:
-            raise
-        except Exception:  # e.g. a header highdicom refuses: the CSV row still stands
-            self.counts["dicom_failed"] += 1
-            return
-        self.counts["dicom_folders"] += 1
-
-
 def batch_outcomes(out_dir: Path | None, inner, screener, opts, workers: int):
     """The batch's outcomes with `--dicom-out` written alongside (None/inner unchanged without it)."""
     if out_dir is None:
@@ -326,6 +280,8 @@ def batch_outcomes(out_dir: Path | None, inner, screener, opts, workers: int):
         # The worker pipeline keeps masks only when asked (`masks`); the SEG needs them.
         keep = {"masks": True} if "masks" in inspect.signature(_local_outcomes).parameters else {}
         inner = _local_outcomes(screener, opts, workers, **keep)
+    from .dicom_batch import DicomTee  # the folders are written in a writer process
+
     return DicomTee(out_dir, inner)
 
 

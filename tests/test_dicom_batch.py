@@ -1,0 +1,78 @@
+"""`batch --dicom-out`'s writer process (edge.dicom_batch): films come out in input order, each once
+its folder is written; a full disk stops the batch; a writer process that dies does not."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.dicom_batch import DicomTee
+from tests.helpers import REPO
+
+SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
+
+
+@dataclass
+class Entry:
+    rel: str
+    path: Path
+
+
+@dataclass
+class Film:
+    source_format: str
+
+
+@dataclass
+class Outcome:
+    film: Film
+    mask: np.ndarray | None
+    report: object = None
+
+
+class DiesInWriter:
+    """An outcome that kills the writer process that unpickles it (the batch process is spared)."""
+
+    mask = np.zeros(1)
+
+    @property
+    def film(self) -> Film:
+        if multiprocessing.parent_process() is not None:
+            os._exit(9)
+        return Film("png")
+
+
+def stream(outcomes: list):
+    entries = [Entry(f"f{i}.dcm", SAMPLE) for i in range(len(outcomes))]
+    return entries, (lambda todo: iter(zip(todo, outcomes)))
+
+
+def test_order_kept_and_counted(tmp_path):
+    outcomes = [Outcome(Film("png"), np.zeros(1)), None, Outcome(Film("jpeg"), np.zeros(1)), ValueError("unread")]
+    outcomes += [Outcome(Film("png"), None)] + [Outcome(Film("tiff"), np.zeros(1)) for _ in range(6)]
+    entries, inner = stream(outcomes)
+    tee = DicomTee(tmp_path / "d", inner, processes=1)
+    got = list(tee(entries))
+    assert [e.rel for e, _ in got] == [e.rel for e in entries] and [o for _, o in got] == outcomes
+    assert tee.counts == {"dicom_folders": 0, "dicom_not_dicom": 8, "dicom_failed": 0}
+
+
+def test_dead_writer_does_not_stop_the_batch(tmp_path):
+    outcomes = [Outcome(Film("png"), np.zeros(1)), DiesInWriter(), Outcome(Film("png"), np.zeros(1))]
+    entries, inner = stream(outcomes)
+    tee = DicomTee(tmp_path / "d", inner, processes=1)
+    assert [e.rel for e, _ in tee(entries)] == ["f0.dcm", "f1.dcm", "f2.dcm"]
+    assert tee.counts["dicom_not_dicom"] == 3 and tee.pool is None
+
+
+def test_unwritable_output_stops_the_batch(tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    entries, inner = stream([Outcome(Film("dicom"), np.zeros(1))])
+    tee = DicomTee(tmp_path / "file" / "d", inner, processes=1)
+    with pytest.raises(OSError):
+        list(tee(entries))
