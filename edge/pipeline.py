@@ -18,7 +18,7 @@ import multiprocessing
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 
@@ -115,8 +115,15 @@ class Readers:
     def _new_pool(self) -> ProcessPoolExecutor:
         return ProcessPoolExecutor(self.workers, mp_context=self.ctx, initializer=_init_worker)
 
-    def submit(self, entry):
-        return None if entry.skip else self.pool.submit(prepare, str(entry.path), *self.args)
+    def submit(self, entry) -> Future | None:
+        if entry.skip:
+            return None
+        try:
+            return self.pool.submit(prepare, str(entry.path), *self.args)
+        except BrokenProcessPool as exc:  # a worker died just now: result() renews the pool
+            lost: Future = Future()
+            lost.set_exception(exc)
+            return lost
 
     def result(self, entry, fut, waiting: deque) -> Prepared | ReadError | ScreenFailed | None:
         """The entry's outcome; after a broken pool, resubmit `waiting` and retry this one once."""
@@ -128,8 +135,9 @@ class Readers:
             except BrokenProcessPool:
                 self.pool.shutdown(wait=False, cancel_futures=True)
                 self.pool = self._new_pool()
-                for k, (e, _f) in enumerate(waiting):
-                    waiting[k] = (e, self.submit(e))
+                for k, (e, f) in enumerate(waiting):  # what the dead pool had not finished
+                    if f is not None and (f.cancelled() or not f.done() or f.exception() is not None):
+                        waiting[k] = (e, self.submit(e))
                 if attempt == 0:
                     fut = self.submit(entry)
         return ReadError("decode_failed", "the reading process died on this file (twice)")

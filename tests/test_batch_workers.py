@@ -5,7 +5,9 @@ resumable CSV's guarantees."""
 from __future__ import annotations
 
 import csv
+import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -64,3 +66,42 @@ def test_workers_resume_a_torn_csv_without_duplicates(demo_cohort: Path, tmp_pat
     rows = _rows(out)
     assert len(rows) == len({r["file"] for r in rows}) == 6
     assert sorted(out.read_bytes().splitlines()) == sorted(whole.splitlines())
+
+
+def _spawned_children() -> list[int]:
+    """Pids of this process's children started by multiprocessing's spawn (the reading workers)."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            ppid = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+            cmd = (stat.parent / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if ppid == os.getpid() and b"spawn_main" in cmd:
+            pids.append(int(stat.parent.name))
+    return pids
+
+
+def test_a_reading_worker_killed_mid_run_loses_no_row(demo_cohort: Path, tmp_path: Path):
+    """The pool breaks; a new one reads the films still waiting, and every film gets its one row,
+    the same as without the kill."""
+    from edge.batch import run_batch
+    from edge.screen import Options, Screener
+
+    folder = _folder(demo_cohort, tmp_path / "in", n=8)
+    scr = Screener(cache_dir=None, hint="THROUGHPUT")
+    reference = tmp_path / "one.csv"
+    run_batch(folder, reference, Options(), scr, workers=0)
+    killed: list[int] = []
+
+    def kill_one(done: int, total: int) -> None:
+        if done == 1 and not killed:
+            killed.extend(_spawned_children()[:1])
+            os.kill(killed[0], signal.SIGKILL)
+
+    out = tmp_path / "killed.csv"
+    counts = run_batch(folder, out, Options(), scr, progress=kill_one, workers=2)
+    assert killed, "no reading worker was running"
+    rows = _rows(out)
+    assert counts["screened"] == 8 and len(rows) == 10 == len({r["file"] for r in rows})
+    assert rows == _rows(reference)
