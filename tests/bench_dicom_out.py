@@ -1,0 +1,95 @@
+"""What `batch --dicom-out` costs: the same films batched with and without it, for the `edge` package
+of this checkout and (optionally) an older one, in alternating rounds; medians into a table.
+
+    python tests/bench_dicom_out.py FILMS [--before-src DIR] [--rounds 3] [--out FILE]
+
+Each run is `sarco-edge batch FILMS --out CSV [--dicom-out DIR]` in a fresh process with default
+options; wall seconds and CPU seconds (user + system of the process tree) are measured. The order of
+the variants rotates every round so that a change in the machine's load does not favour one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(src: Path, films: Path, dicom: bool) -> tuple[float, float]:
+    """(wall s, CPU s) of one batch, `edge` imported from `src`."""
+    exe = Path(sys.executable).parent / "sarco-edge"
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [str(exe), "batch", str(films), "--out", f"{tmp}/r.csv"] + (["--dicom-out", f"{tmp}/d"] if dicom else [])
+        env = {**os.environ, "PYTHONPATH": str(src)}
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        res = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=1800)
+        wall = time.perf_counter() - t0
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        if res.returncode != 0:
+            raise SystemExit(f"{' '.join(cmd)} failed: {res.stderr[-2000:]}")
+        if dicom:
+            assert len(list(Path(tmp, "d").iterdir())) == len(list(films.glob("*.dcm"))), "a folder is missing"
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu
+
+
+def table(films: Path, rounds: int, variants: dict, runs: dict, loads: list, cmdline: str) -> str:
+    n = len(list(films.glob("*.dcm")))
+    lines = [
+        "# `batch --dicom-out`: cost per film",
+        "",
+        f"`{cmdline}`: {n} films, {rounds} alternating rounds, medians; `sarco-edge batch FILMS --out CSV`",
+        "with default options (reading workers = cores), with and without `--dicom-out DIR`.",
+        f"Machine: {os.cpu_count()} cores **shared with other engineers' jobs** (load average "
+        f"{min(loads):.1f} to {max(loads):.1f} during the runs), so wall times carry their load; "
+        "CPU seconds (user + system of the process tree) are steadier.",
+        "",
+        "| edge package | variant | wall s | s per film | CPU s | CPU s per film | wall vs without |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (who, dicom), label in variants.items():
+        wall = statistics.median(w for w, _ in runs[(who, dicom)])
+        cpu = statistics.median(c for _, c in runs[(who, dicom)])
+        base = statistics.median(w for w, _ in runs[(who, False)])
+        extra = f"+{100 * (wall / base - 1):.0f} %" if dicom else ""
+        lines.append(f"| {who} | {label} | {wall:.1f} | {wall / n:.3f} | {cpu:.1f} | {cpu / n:.3f} | {extra} |")
+    lines += ["", "Every run: " + "; ".join(f"{who} {label}: " + ", ".join(f"{w:.1f}" for w, _ in runs[(who, d)])
+                                           + " s" for (who, d), label in variants.items())]  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("films", type=Path)
+    ap.add_argument("--before-src", type=Path, help="folder holding an older `edge` package to compare")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--out", type=Path)
+    a = ap.parse_args()
+    srcs = {"now": REPO} | ({f"before ({a.before_src.name})": a.before_src.resolve()} if a.before_src else {})
+    variants = {(who, d): ("with --dicom-out" if d else "without") for who in srcs for d in (False, True)}
+    runs: dict = {k: [] for k in variants}
+    loads = [os.getloadavg()[0]]
+    order = list(variants)
+    for r in range(a.rounds):
+        for who, dicom in order[r % len(order) :] + order[: r % len(order)]:
+            runs[(who, dicom)].append(run(srcs[who], a.films.resolve(), dicom))
+            loads.append(os.getloadavg()[0])
+            print(f"round {r + 1}: {who} {variants[(who, dicom)]}: {runs[(who, dicom)][-1][0]:.1f} s", flush=True)
+    cmdline = "python tests/bench_dicom_out.py FILMS" + (f" --before-src {a.before_src}" if a.before_src else "")
+    text = table(a.films, a.rounds, variants, runs, loads, cmdline + f" --rounds {a.rounds}")
+    print(text)
+    if a.out:
+        a.out.write_text(text)
+
+
+if __name__ == "__main__":
+    main()
