@@ -27,6 +27,7 @@ from pydicom.sr.codedict import codes
 
 from . import __version__
 from .dicom_sr import MANUFACTURER, MUSCLE_OF_THIGH, SERIES_NUMBERS, SIDES, build_sr
+from .files import fsync_dir
 from .measure import split_sides
 from .report import Report
 
@@ -171,20 +172,6 @@ def _overlay_rgb(result) -> np.ndarray:
     return cv2.cvtColor(overlay_image(result.film, result.mask, result.report), cv2.COLOR_BGR2RGB)
 
 
-def _fsync_dir(path: Path) -> None:
-    """Make a rename durable (POSIX); Windows has no directory handles to fsync."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def _publish(tmp: Path, final: Path) -> None:
     """Swap the finished temp folder in; an older folder of the same film is moved aside, then removed."""
     old = None
@@ -192,7 +179,7 @@ def _publish(tmp: Path, final: Path) -> None:
         old = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name[:80]}.", suffix=".old"))
         os.replace(final, old / "x")
     os.replace(tmp, final)
-    _fsync_dir(final.parent)
+    fsync_dir(final.parent)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

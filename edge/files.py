@@ -42,3 +42,18 @@ def write_csv_atomic(path: Path, rows: list[dict]) -> None:
     w.writeheader()
     w.writerows(rows)
     write_text_atomic(path, buf.getvalue())
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a create, rename or unlink in `path` durable (POSIX); Windows has no directory
+    handles to fsync, so there it does nothing."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)

@@ -18,7 +18,7 @@ import os
 import shutil
 from pathlib import Path
 
-from .files import write_bytes_atomic
+from .files import fsync_dir, write_bytes_atomic
 
 
 def key_of(sop_instance_uid: str) -> str:
@@ -45,7 +45,7 @@ class Spool:
         """Keep a received file on disk (atomic, fsynced) before it is acknowledged."""
         path = self.incoming / f"{key_of(sop_instance_uid)}.dcm"
         write_bytes_atomic(path, encoded)
-        _fsync_dir(self.incoming)
+        fsync_dir(self.incoming)
         return path
 
     def to_screen(self) -> list[Path]:
@@ -59,11 +59,11 @@ class Spool:
 
     def done_with(self, film: Path) -> None:
         film.unlink(missing_ok=True)
-        _fsync_dir(self.incoming)
+        fsync_dir(self.incoming)
 
     def give_up(self, film: Path) -> None:
         os.replace(film, self.failed / film.name)
-        _fsync_dir(self.incoming)
+        fsync_dir(self.incoming)
 
     def to_send(self) -> list[Path]:
         """Output files not yet stored at the destination, by folder (oldest first)."""
@@ -80,7 +80,7 @@ class Spool:
     def sent(self, path: Path) -> None:
         """The destination stored it: forget it (a second send would be a duplicate)."""
         path.unlink(missing_ok=True)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
         if not any(path.parent.iterdir()):
             path.parent.rmdir()
 
@@ -90,17 +90,3 @@ class Spool:
             "to_send": sum(1 for _ in self.outbox.glob("*/*.dcm")),
             "failed": sum(1 for _ in self.failed.glob("*.dcm")),
         }
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a create/rename/unlink durable (POSIX); Windows has no directory handles to fsync."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
