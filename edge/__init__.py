@@ -19,4 +19,15 @@ import os as _os
 
 _os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(120_000_000))
 
-__version__ = "0.2.0"
+
+def _version() -> str:
+    """The installed package's version (pyproject.toml is the one source); a bare checkout says so."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("sarco-edge")
+    except PackageNotFoundError:
+        return "0+checkout"
+
+
+__version__ = _version()

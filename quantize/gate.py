@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.bundle import MANIFEST, sha256
+from edge.bundle import MANIFEST, load_bundle, sha256
 from edge.dataset import load_cases
 from edge.files import write_text_atomic
 from edge.measure import thigh_areas
@@ -62,7 +62,7 @@ def choose_gate(bundle: Path, cohort: Path, split: str = "val") -> dict:
 def write_gate(bundle: Path, cohort: Path, split: str = "val") -> dict:
     """Choose the thresholds and write them into the bundle's manifest (checksums renewed)."""
     gate = choose_gate(bundle, cohort, split)
-    m = json.loads((bundle / MANIFEST).read_text())
+    m = dict(load_bundle(bundle, require_trust=False).manifest)  # checksums verified before it is rewritten
     m["quality_gate"] = {k: v for k, v in gate.items() if k != "chosen_on"}
     m["quality_gate_chosen_on"] = gate["chosen_on"]
     m["sha256"] = {n: sha256(bundle / n) for n in set(m["files"].values())}
