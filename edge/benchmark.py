@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import load_bundle
+from .markdown import table
 from .ov import cpu_config, openvino
 
 
@@ -81,19 +82,13 @@ def batch_films_per_s(folder: Path, model_dir: Path | None, device: str) -> tupl
 
 
 def markdown(rows: list[dict], batch: tuple[int, float] | None, command: str) -> str:
-    lines = [
-        "# sarco-edge benchmark",
-        "",
-        f"Command: `{command}`",
-        "",
-        "| device | name | ms per film (2 calls, latency) | model calls/s (throughput) | films/s (model) | requests |",
-        "|---|---|---|---|---|---|",
+    header = ["device", "name", "ms per film (2 calls, latency)", "model calls/s (throughput)", "films/s (model)"]
+    cells = [
+        [r["device"], r["name"], f"{r['film_ms']:.1f}", f"{r['calls_per_s']:.1f}", f"{r['model_films_per_s']:.1f}"]
+        + [r["infer_requests"]]
+        for r in rows
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['device']} | {r['name']} | {r['film_ms']:.1f} | {r['calls_per_s']:.1f} | "
-            f"{r['model_films_per_s']:.1f} | {r['infer_requests']} |"
-        )
+    lines = ["# sarco-edge benchmark", "", f"Command: `{command}`", "", *table([*header, "requests"], cells)]
     if batch:
         lines += ["", f"`batch` end to end: {batch[0]} files at {batch[1]:.1f} films/s."]
     return "\n".join(lines) + "\n"

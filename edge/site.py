@@ -246,7 +246,7 @@ def _write_bundle(src, out: Path, manifest: dict, card: str) -> None:
     for key in ("model_xml", "model_bin"):
         shutil.copyfile(src.root / files[key], tmp / files[key])
     (tmp / files["card"]).write_text(card)
-    manifest["sha256"] = {name: sha256(tmp / name) for name in set(files.values())}
+    manifest["sha256"] = {name: sha256(tmp / name) for name in sorted(set(files.values()))}
     (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2))
     tmp.rename(out)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edge.bundle import MANIFEST, load_bundle, sha256
 from edge.files import write_text_atomic
+from edge.markdown import table
 
 
 def adopt(site: Path, into: Path, command: str) -> str:
@@ -39,23 +40,20 @@ def adopt(site: Path, into: Path, command: str) -> str:
         f"\n## Calibration and decision\n\nRefitted with `{command}` ({fit['form']} form, {fit['n_films']} films of "
         f"{fit['n_people']} people, out-of-fold 95 % interval coverage {fit['oof_interval_coverage']:.3f}, interval "
         f"scale {fit['interval_scale']:.3f}, one-thigh extra SD {fit['one_side_sd']:.4f}).\n",
-        "| criteria | normal at p_low <= | refer at p_low >= | sensitivity | specificity | cleared (strict spec.) "
-        "| borderline |",
-        "|---|---|---|---|---|---|---|",
     ]
-    for k, d in m["decision"].items():
-        lines.append(
-            f"| {k} | {d['clear']:.3f} | {d['refer']:.3f} | {d['sensitivity']:.3f} | {d['specificity']:.3f} | "
-            f"{d['clear_specificity']:.3f} | "
-            f"{d['borderline_share']:.3f} |"
-        )
+    keys = ("clear", "refer", "sensitivity", "specificity", "clear_specificity", "borderline_share")
+    lines += table(
+        ["criteria", "normal at p_low <=", "refer at p_low >=", "sensitivity", "specificity"]
+        + ["cleared (strict spec.)", "borderline"],
+        [[k] + [f"{d[key]:.3f}" for key in keys] for k, d in m["decision"].items()],
+    )
     lines.append(
         "\nOut-of-fold (5 folds by person) on the fitting films. Sensitivity: films under the cut-off not "
         "cleared as normal (referred or borderline); specificity: films at or over it not referred (cleared or "
         "borderline); cleared: films at or over it cleared as normal.\n"
     )
     write_text_atomic(into / card_name, card + "\n".join(lines))
-    m["sha256"] = {n: sha256(into / n) for n in set(m["files"].values())}
+    m["sha256"] = {n: sha256(into / n) for n in sorted(set(m["files"].values()))}
     text = json.dumps(m, indent=2)
     write_text_atomic(into / MANIFEST, text)
     return hashlib.sha256(text.encode()).hexdigest()

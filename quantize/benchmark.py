@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.markdown import table
+
 BACKENDS = [
     "torch_fp32",
     "onnxruntime_fp32",
@@ -215,16 +217,18 @@ def main(
         "",
         f"Command: `sarco benchmark {run} --bundle {bundle} --data {data} --films {films} --out {out}`",
         "",
-        "| backend | median ms / film | x vs torch | x vs OV FP32 | films/s | peak RSS MB | file MB | Dice vs truth | Dice vs torch FP32 |",
-        "|---|---|---|---|---|---|---|---|---|",
     ]
+    cells = []
     for r in rows:
         dv = np.mean([dice_iou(a, b)[0] for a, b in zip(r["masks"], ref["masks"])]) if ref else float("nan")
-        lines.append(
-            f"| {r['backend']} | {r['median_ms']:.1f} | {(base / r['median_ms']) if base else float('nan'):.2f} | "
-            f"{(ov32 / r['median_ms']) if ov32 else float('nan'):.2f} | {r['throughput_fps']:.1f} | "
-            f"{r['peak_rss_mb']:.0f} | {r['file_mb']:.1f} | {r['dice_truth']:.4f} | {dv:.4f} |"
+        x_torch = (base / r["median_ms"]) if base else float("nan")
+        x_ov = (ov32 / r["median_ms"]) if ov32 else float("nan")
+        cells.append(
+            [r["backend"], f"{r['median_ms']:.1f}", f"{x_torch:.2f}", f"{x_ov:.2f}", f"{r['throughput_fps']:.1f}"]
+            + [f"{r['peak_rss_mb']:.0f}", f"{r['file_mb']:.1f}", f"{r['dice_truth']:.4f}", f"{dv:.4f}"]
         )
+    header = ["backend", "median ms / film", "x vs torch", "x vs OV FP32", "films/s", "peak RSS MB", "file MB"]
+    lines += table([*header, "Dice vs truth", "Dice vs torch FP32"], cells)
     text = "\n".join(lines) + "\n"
     out.write_text(text)
     print(text)

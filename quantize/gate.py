@@ -65,6 +65,6 @@ def write_gate(bundle: Path, cohort: Path, split: str = "val") -> dict:
     m = dict(load_bundle(bundle, require_trust=False).manifest)  # checksums verified before it is rewritten
     m["quality_gate"] = {k: v for k, v in gate.items() if k != "chosen_on"}
     m["quality_gate_chosen_on"] = gate["chosen_on"]
-    m["sha256"] = {n: sha256(bundle / n) for n in set(m["files"].values())}
+    m["sha256"] = {n: sha256(bundle / n) for n in sorted(set(m["files"].values()))}
     write_text_atomic(bundle / MANIFEST, json.dumps(m, indent=2))
     return gate

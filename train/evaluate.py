@@ -15,6 +15,7 @@ import numpy as np
 from edge.bundle import MANIFEST
 from edge.dataset import Case, load_cases, read_mask
 from edge.files import write_csv_atomic, write_text_atomic
+from edge.markdown import table
 from edge.measure import dice_iou, thigh_areas
 from edge.preprocess import DEFAULT_SIZE, flip_average, to_film_grid, to_model_input
 from edge.reader import read_film
@@ -102,15 +103,12 @@ def write_report(rows: list[dict], summary: dict, out: Path, title: str) -> None
         "",
         f"{summary['n']} films, metrics on each film's own pixel grid.",
         "",
-        "| metric | mean | SD | median | min | max |",
-        "|---|---|---|---|---|---|",
     ]
-    for k in ("dice", "iou", "area_err_cm2", "area_err_pct"):
-        if k in summary:
-            s = summary[k]
-            lines.append(
-                f"| {k} | {s['mean']:.4f} | {s['sd']:.4f} | {s['median']:.4f} | {s['min']:.4f} | {s['max']:.4f} |"
-            )
+    stats = ("mean", "sd", "median", "min", "max")
+    keys = [k for k in ("dice", "iou", "area_err_cm2", "area_err_pct") if k in summary]
+    lines += table(
+        ["metric", "mean", "SD", "median", "min", "max"], [[k] + [f"{summary[k][s]:.4f}" for s in stats] for k in keys]
+    )
     write_text_atomic(out / "summary.md", "\n".join(lines) + "\n")
 
 

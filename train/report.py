@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.markdown import table
+
 from .calibrate import calibration_markdown
 
 HEADER = (
@@ -85,30 +87,36 @@ def row(run: Path) -> tuple[str, dict]:
 
 def target_lines(ev: dict | None, cal: dict | None) -> list[str]:
     """The training issue's targets, each with the measured value and whether it was met."""
-    out = ["| target | measured | met |", "|---|---|---|"]
+    rows: list[list[str]] = []
     if ev:
         d, i = ev["dice"]["mean"], ev["iou"]["mean"]
-        out += [
-            f"| U-Net++ Dice >= 0.95 | {d:.4f} | {'yes' if d >= 0.95 else 'no'} |",
-            f"| U-Net++ IoU >= 0.93 | {i:.4f} | {'yes' if i >= 0.93 else 'no'} |",
+        rows += [
+            ["U-Net++ Dice >= 0.95", f"{d:.4f}", "yes" if d >= 0.95 else "no"],
+            ["U-Net++ IoU >= 0.93", f"{i:.4f}", "yes" if i >= 0.93 else "no"],
         ]
     if cal:
         m, c = cal["model"]["test"], cal["ceiling"]["test"]
         dr = m["pearson"]["r"] - c["pearson"]["r"]
-        out.append(
-            f"| r within 0.01 of the mask ceiling (or above it) | {m['pearson']['r']:.3f} vs {c['pearson']['r']:.3f} "
-            f"({dr:+.3f}) | {'yes' if dr >= -0.01 else 'no'} |"
+        rows.append(
+            [
+                "r within 0.01 of the mask ceiling (or above it)",
+                f"{m['pearson']['r']:.3f} vs {c['pearson']['r']:.3f} ({dr:+.3f})",
+                "yes" if dr >= -0.01 else "no",
+            ]
         )
         for k in m["flags"]:
             am, ac = m["flags"][k]["auc"], c["flags"][k]["auc"]
             if am is None or ac is None:  # a test split without both classes has no AUC
-                out.append(f"| {k} flag AUC within 0.02 of the ceiling | not computable | - |")
+                rows.append([f"{k} flag AUC within 0.02 of the ceiling", "not computable", "-"])
                 continue
-            out.append(
-                f"| {k} flag AUC within 0.02 of the ceiling (or above it) | {am:.3f} vs {ac:.3f} "
-                f"({am - ac:+.3f}) | {'yes' if am - ac >= -0.02 else 'no'} |"
+            rows.append(
+                [
+                    f"{k} flag AUC within 0.02 of the ceiling (or above it)",
+                    f"{am:.3f} vs {ac:.3f} ({am - ac:+.3f})",
+                    "yes" if am - ac >= -0.02 else "no",
+                ]
             )
-    return out
+    return table(["target", "measured", "met"], rows)
 
 
 def main(cohort: Path, runs: list[Path], final: Path | None, out: Path) -> None:
