@@ -5,7 +5,8 @@ an association. Each film is kept in the spool (edge.spool) before it is acknowl
 by the same Screener as `screen` (loaded once), and its SEG/SR/SC (edge.dicom_out) are C-STOREd
 to the one configured destination, retried with backoff and kept in the spool until stored. A
 film that is not a long-leg film (a CT slice, a chest film) is acknowledged and answered with a
-not_assessable SR. Logs carry counts and short keys, never a patient's name or id; pynetdicom's
+not_assessable SR, or with nothing under `--not-long-leg skip`. With `Tls` both the listening port
+and the connection to the destination are DICOM over TLS, peers verified. Logs carry counts and short keys, never a patient's name or id; pynetdicom's
 and highdicom's loggers are kept at WARNING because their debug output names datasets.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import logging
 import re
 import signal
+import ssl
 import threading
 import time
 from dataclasses import dataclass
@@ -45,20 +47,62 @@ class Destination:
         return cls(m.group(1).strip(), m.group(2).strip("[]"), int(m.group(3)))
 
 
+@dataclass(frozen=True)
+class Tls:
+    """DICOM over TLS on both sides, every peer verified against `ca`: the listening port asks callers
+    for a certificate (mutual TLS) and the connection to --send-to checks the destination's."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+    @classmethod
+    def of(cls, cert: Path | None, key: Path | None, ca: Path | None) -> Tls | None:
+        if cert is None and key is None and ca is None:
+            return None
+        if cert is None or key is None or ca is None:
+            raise ListenError("TLS needs all three: --tls-cert, --tls-key and --tls-ca")
+        tls = cls(Path(cert), Path(key), Path(ca))
+        tls.server(), tls.client()  # a bad file is one line now, not at the first association
+        return tls
+
+    def _context(self, purpose: ssl.Purpose) -> ssl.SSLContext:
+        try:
+            ctx = ssl.create_default_context(purpose, cafile=str(self.ca))
+            ctx.load_cert_chain(str(self.cert), str(self.key))
+        except (OSError, ssl.SSLError) as e:
+            raise ListenError(f"TLS certificate, key or CA cannot be used ({type(e).__name__}: {e.args[-1]})") from None
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        return ctx
+
+    def server(self) -> ssl.SSLContext:
+        ctx = self._context(ssl.Purpose.CLIENT_AUTH)
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        return ctx
+
+    def client(self) -> ssl.SSLContext:
+        return self._context(ssl.Purpose.SERVER_AUTH)  # verifies the destination's name and chain
+
+
 class Node:
     """The SCP (association threads store to the spool) and one worker (screen, then send)."""
 
     def __init__(self, spool: Path, ae_title: str, allow: list[str], dest: Destination, screener, opts,
-                 retry_s: float = 1.0, max_retry_s: float = 60.0) -> None:  # fmt: skip
+                 retry_s: float = 1.0, max_retry_s: float = 60.0, not_long_leg: str = "sr",
+                 tls: Tls | None = None) -> None:  # fmt: skip
         from pynetdicom import AE
 
         if not allow:
             raise ListenError("--allow: name at least one calling AE title that may send films")
+        if not_long_leg not in ("sr", "skip"):
+            raise ListenError("--not-long-leg must be sr (answer with a not_assessable SR) or skip")
+        self.not_long_leg, self.tls = not_long_leg, tls
         for name in ("pynetdicom", "highdicom"):  # their INFO/DEBUG lines name datasets and UIDs
             logging.getLogger(name).setLevel(logging.WARNING)
         self.spool, self.dest, self.screener, self.opts = Spool(spool), dest, screener, opts
         self.retry_s, self.max_retry_s = retry_s, max_retry_s
-        self.stats = dict.fromkeys(("received", "answered", "not_assessable", "sent", "send_failures", "failed"), 0)
+        keys = ("received", "answered", "not_assessable", "skipped", "sent", "send_failures", "failed")
+        self.stats = dict.fromkeys(keys, 0)
         self._lock, self._stop, self._wake = threading.Lock(), threading.Event(), threading.Event()
         self._backoff, self._next_send, self._next_status = retry_s, 0.0, 0.0
         self.ae = AE(ae_title=ae_title)
@@ -88,14 +132,18 @@ class Node:
 
         try:
             self.server = self.ae.start_server(
-                (host, port), block=False, evt_handlers=[(evt.EVT_C_STORE, self._on_store)]
+                (host, port),
+                block=False,
+                evt_handlers=[(evt.EVT_C_STORE, self._on_store)],
+                ssl_context=self.tls.server() if self.tls else None,
             )
         except OSError as e:
             raise ListenError(f"cannot listen on {host}:{port} ({e.strerror or type(e).__name__})") from None
         self.worker = threading.Thread(target=self._work, name="sarco-edge-worker", daemon=True)
         self.worker.start()
         port = self.server.server_address[1]
-        log.info("listening on %s:%d as %s; results go to %s", host, port, self.ae.ae_title, self.dest.ae_title)
+        log.info("listening on %s:%d as %s%s; results go to %s", host, port, self.ae.ae_title,
+                 " (TLS)" if self.tls else "", self.dest.ae_title)  # fmt: skip
         return port
 
     def stop(self) -> None:
@@ -150,6 +198,8 @@ class Node:
             except ReadError as e:
                 write_unreadable(self.spool.outbox, film.stem, film, str(e), self.screener.model_info)
             else:
+                if self._skip(film, res.report):
+                    return
                 write_outputs(self.spool.outbox, film.stem, film, res)
                 flag = res.report.flag
         except DicomOutError as e:
@@ -167,6 +217,17 @@ class Node:
         if flag == "not_assessable":
             self._count("not_assessable")
         log.info("screened %s: %s", film.stem[:8], flag)
+
+    def _skip(self, film: Path, report) -> bool:
+        """`--not-long-leg skip`: a film the quality gate calls not a long-leg film gets no answer."""
+        from .quality import NOT_LONG_LEG
+
+        if self.not_long_leg != "skip" or NOT_LONG_LEG not in report.reasons:
+            return False
+        self.spool.done_with(film)
+        self._count("skipped")
+        log.info("skipped %s: not a long-leg film (--not-long-leg skip)", film.stem[:8])
+        return True
 
     def _count(self, key: str, n: int = 1) -> None:
         with self._lock:
@@ -189,7 +250,8 @@ class Node:
     def _send(self, files: list[Path]) -> bool:
         import pydicom
 
-        assoc = self.ae.associate(self.dest.host, self.dest.port, ae_title=self.dest.ae_title)
+        tls = (self.tls.client(), self.dest.host) if self.tls else None
+        assoc = self.ae.associate(self.dest.host, self.dest.port, ae_title=self.dest.ae_title, tls_args=tls)
         if not assoc.is_established:
             return False
         try:
@@ -216,7 +278,7 @@ class Node:
         line = (
             f"status: received {s['received']}, answered {s['answered']} ({s['not_assessable']} not_assessable), "
             f"sent {s['sent']} files, waiting to screen {waiting['to_screen']}, waiting to send {waiting['to_send']}, "
-            f"failed {s['failed']}, send retries {s['send_failures']}"
+            f"failed {s['failed']}, send retries {s['send_failures']}, skipped {s['skipped']}"
         )
         log.info(line)
         return line
@@ -226,13 +288,14 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def serve(spool: Path, host: str, port: int, ae_title: str, allow: list[str], send_to: str, screener, opts) -> None:
+def serve(spool: Path, host: str, port: int, ae_title: str, allow: list[str], send_to: str, screener, opts,
+          not_long_leg: str = "sr", tls: Tls | None = None) -> None:  # fmt: skip
     """Run the node until Ctrl-C (the CLI's `listen`); a bad option or a taken port is a ListenError."""
     handler = logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
     log.addHandler(handler)
     log.setLevel(logging.INFO)
-    node = Node(spool, ae_title, allow, Destination.parse(send_to), screener, opts)
+    node = Node(spool, ae_title, allow, Destination.parse(send_to), screener, opts, not_long_leg=not_long_leg, tls=tls)
     node.start(host, port)
     signal.signal(signal.SIGTERM, _interrupt)  # a service manager's stop is a clean stop too
     try:
