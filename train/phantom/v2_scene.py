@@ -22,7 +22,7 @@ from .film import _blur_cm, _paste, _shift_below, _text_mask, mu
 from .geometry import Grid
 from .person import Person
 
-MAX_ROWS = 2600
+MAX_ROWS = 4000
 FORMATS = (("dcm", 0.5), ("png", 0.25), ("jpg", 0.25))
 SHIELDS = ("none", "ellipse", "triangle", "butterfly", "rect")
 
