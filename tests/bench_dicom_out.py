@@ -2,6 +2,7 @@
 of this checkout and (optionally) an older one, in alternating rounds; medians into a table.
 
     python tests/bench_dicom_out.py FILMS [--before-src DIR] [--rounds 3] [--out FILE]
+    python tests/bench_dicom_out.py FILMS --profile 12      # where one film's DICOM writing goes
 
 Each run is `sarco-edge batch FILMS --out CSV [--dicom-out DIR]` in a fresh process with default
 options; wall seconds and CPU seconds (user + system of the process tree) are measured. The order of
@@ -67,13 +68,45 @@ def table(films: Path, rounds: int, variants: dict, runs: dict, loads: list, cmd
     return "\n".join(lines) + "\n"
 
 
+def profile(films: Path, n: int) -> None:
+    """CPU seconds per film of `write_outputs` on `n` screened films (this process, no batch), then
+    cProfile's cumulative shares of the parts (profiling inflates the times, not the shares)."""
+    import cProfile
+    import pstats
+
+    from edge.dicom_out import write_outputs
+    from edge.reader import read_film
+    from edge.screen import Options, Screener
+
+    scr, opts = Screener(), Options()
+    done = [(f, scr.screen(read_film(f), opts)) for f in sorted(films.glob("*.dcm"))[:n]]
+    with tempfile.TemporaryDirectory() as tmp:
+        write_outputs(Path(tmp), "warm", *done[0])
+        t = time.process_time()
+        for i, (f, res) in enumerate(done):
+            write_outputs(Path(tmp), f"a{i}", f, res)
+        print(f"write_outputs: {(time.process_time() - t) / len(done):.3f} CPU s per film ({len(done)} films)")
+        prof = cProfile.Profile(time.process_time)
+        prof.runcall(lambda: [write_outputs(Path(tmp), f"b{i}", f, r) for i, (f, r) in enumerate(done)])
+    stats = pstats.Stats(prof).stats
+    total = max(v[3] for v in stats.values())
+    parts = ("build_sr", "build_seg", "build_sc", "_overlay_rgb", "dcmwrite", "write_bytes_atomic", "deepcopy",
+             "collect_evidence", "_from_dataset_derived", "side_masks")  # fmt: skip
+    for (path, _line, name), v in sorted(stats.items(), key=lambda kv: -kv[1][3]):
+        if name in parts and ("edge" in path or "highdicom" in path or "pydicom" in path or "copy.py" in path):
+            print(f"{100 * v[3] / total:5.1f} %  {name}  ({Path(path).parent.name}/{Path(path).name})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("films", type=Path)
     ap.add_argument("--before-src", type=Path, help="folder holding an older `edge` package to compare")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--profile", type=int, metavar="N", help="profile the DICOM writing of N films instead")
     a = ap.parse_args()
+    if a.profile:
+        return profile(a.films, a.profile)
     srcs = {"now": REPO} | ({f"before ({a.before_src.name})": a.before_src.resolve()} if a.before_src else {})
     variants = {(who, d): ("with --dicom-out" if d else "without") for who in srcs for d in (False, True)}
     runs: dict = {k: [] for k in variants}
