@@ -61,12 +61,18 @@ def _timed(args: list[str], env: dict, cwd: Path) -> tuple[float, float, float]:
     return wall, peak, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def _env(src: Path) -> dict:
+    """Run the `edge` package in `src` with the bundle beside it (each version pins its own)."""
+    bundle = next(d for d in (src / "models" / "default", REPO / "models" / "default") if d.is_dir())
+    return {"PYTHONPATH": str(src.resolve()), "SARCO_EDGE_MODEL": str(bundle.resolve())}
+
+
 def _variants(before_src: Path | None, src: Path, engine: str | None) -> list[tuple[str, dict, list[str]]]:
     """(label, extra environment, extra batch arguments)."""
-    now = {"PYTHONPATH": str(src.resolve())}
+    now = _env(src)
     out = []
     if before_src:
-        out.append((f"before ({before_src.name}), batch", {"PYTHONPATH": str(before_src.resolve())}, []))
+        out.append((f"before ({before_src.name}), batch", _env(before_src), []))
     out.append(("now, batch --workers 0 (one process)", now, ["--workers", "0"]))
     out.append(("now, batch --workers 1", now, ["--workers", "1"]))
     out.append(("now, batch (default: a reading worker per core, async model)", now, []))
@@ -95,10 +101,8 @@ def main(
         folder.mkdir()
         for f in images:
             os.symlink(f.resolve(), folder / f.name)
-        base = {**os.environ, "SARCO_EDGE_MODEL": str(REPO / "models" / "default")}
-        who = ([("before", {"PYTHONPATH": str(before_src.resolve())})] if before_src else []) + [
-            ("now", {"PYTHONPATH": str(src.resolve())})
-        ]
+        base = dict(os.environ)
+        who = ([("before", _env(before_src))] if before_src else []) + [("now", _env(src))]
         cmd = [sys.executable, "-m", "edge.cli", "screen"]
         for f in images[: 1 + repeats]:  # the first film with an empty cache, then warm; alternating
             for label, extra in who:
