@@ -67,6 +67,7 @@ def test_display_name_and_overlay_name():
     long = "x" * 200
     assert bm.overlay_name(long) == f"{'x' * 120}-{h(long)}.png"
     assert bm.overlay_name("x y") != bm.overlay_name("x_y")
+    assert bm.overlay_name("Sub/XRAY.X") == f"Sub__XRAY.X-{h('Sub/XRAY.X')}.png"
 
 
 def test_default_workers(monkeypatch):
@@ -86,10 +87,11 @@ def test_find_images_says_what_happens_to_each_entry(tmp_path):
     (f / "dead").symlink_to(f / "nowhere")
     (f / "link.dcm").symlink_to(f / "b.dcm")
     os.mkfifo(f / "fifo")
-    (f / "out.csv").write_bytes(b"x")
+    (f / "a_out.csv").write_bytes(b"x")  # excluded, and sorted before the other names
     (f / "ov").mkdir()
     (f / "ov" / "o.png").write_bytes(b"x")
-    got = [(e.rel, e.skip) for e in bm.find_images(f, (f / "out.csv", f / "ov"))]
+    found = bm.find_images(f, (f / "a_out.csv", f / "ov"))
+    got = [(e.rel, e.skip) for e in found]
     assert got == [
         (".hid", "hidden folder"),
         (".hidden.dcm", "hidden file"),
@@ -99,8 +101,14 @@ def test_find_images_says_what_happens_to_each_entry(tmp_path):
         ("link.dcm", None),
         ("sub/a.png", None),
     ]
-    assert bm.find_images(f)[0].path == f / ".hid"
-    assert [e.rel for e in bm.find_images(f) if not e.skip][-3:] == ["out.csv", "ov/o.png", "sub/a.png"]
+    assert [e.path for e in found] == [f / e.rel for e in found]
+    assert [e.rel for e in bm.find_images(f) if not e.skip] == [
+        "a_out.csv",
+        "b.dcm",
+        "link.dcm",
+        "ov/o.png",
+        "sub/a.png",
+    ]
 
 
 def test_find_images_reports_an_unreadable_folder(tmp_path, monkeypatch):
@@ -115,7 +123,8 @@ def test_find_images_reports_an_unreadable_folder(tmp_path, monkeypatch):
         yield from real_walk(top, onerror=onerror)
 
     monkeypatch.setattr(bm.os, "walk", walk)
-    assert [(e.rel, e.skip) for e in bm.find_images(f)] == [("locked", "folder cannot be read")]
+    found = bm.find_images(f)
+    assert [(e.path, e.rel, e.skip) for e in found] == [(f / "locked", "locked", "folder cannot be read")]
 
 
 # --- the CSV -------------------------------------------------------------------------------
@@ -129,7 +138,7 @@ def test_cells_that_a_spreadsheet_would_run_get_an_apostrophe():
 
 def test_line_is_one_csv_row_in_column_order():
     line = bm._line({"file": "=a,b.dcm", "status": "ok", "flag": "normal", "sides_seen": 2, "extra": "dropped"})
-    assert line.endswith(b"\n") and line.count(b"\n") == 1
+    assert line.endswith(b"\n") and line.count(b"\n") == 1 and b"\r" not in line
     cells = next(csv.reader(io.StringIO(line.decode())))
     assert len(cells) == len(COLUMNS)
     row = dict(zip(COLUMNS, cells))
@@ -185,6 +194,13 @@ def test_append_writes_everything_and_syncs(tmp_path, monkeypatch):
     finally:
         os.close(fd)
     assert path.read_bytes() == b"0123456789" and sizes == [10, 6, 2] and synced == [10]
+    monkeypatch.setattr(bm.os, "write", lambda fd, data: real_write(fd, bytes(data[:1])))  # one byte at a time
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        bm._append(fd, b"abc")
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"0123456789abc"
 
 
 def test_append_raises_on_a_write_that_writes_nothing(tmp_path, monkeypatch):
@@ -192,7 +208,7 @@ def test_append_raises_on_a_write_that_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(bm.os, "fsync", lambda fd: pytest.fail("synced after a failed write"))
     with pytest.raises(OSError) as e:
         bm._append(0, b"x")
-    assert e.value.errno == errno.ENOSPC
+    assert e.value.errno == errno.ENOSPC and str(e.value) == "[Errno 28] no bytes written"
 
 
 # --- rows and counts -------------------------------------------------------------------------
@@ -317,6 +333,15 @@ def test_an_existing_csv_needs_resume_and_resume_skips_what_is_done(tmp_path):
     assert out.read_bytes().count(HEADER) == 1
 
 
+def test_a_new_csv_is_created_rw_r__r__(tmp_path):
+    old = os.umask(0)
+    try:
+        bm.run_batch(folder_with(tmp_path, "a.dcm"), tmp_path / "out.csv", None, None, outcomes=engine({}))
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.csv").stat().st_mode & 0o777 == 0o644
+
+
 def test_resume_of_an_empty_csv_writes_the_header(tmp_path):
     f = folder_with(tmp_path, "a.dcm")
     out = tmp_path / "out.csv"
@@ -349,7 +374,9 @@ def test_overlays_only_for_screened_films_with_a_mask(tmp_path, monkeypatch):
         def __init__(self, mask):
             self.report, self.film, self.mask = report(), "film", mask
 
-    res = {"a.dcm": Result("mask"), "b.dcm": Result(None), "c.dcm": ReadError("empty", "x")}
+    res = {"a.dcm": Result("mask"), "b.dcm": Result(None), "c.dcm": ReadError("empty", "x"), "d.dcm": report()}
+    (f / "d.dcm").write_bytes(b"x")  # a bare Report: no mask attribute at all
+    ov.mkdir(parents=True)  # an existing overlays folder is used as it is
     bm.run_batch(f, out, None, None, overlays=ov, outcomes=engine(res))
     assert ov.is_dir()
     assert written == [(ov / bm.overlay_name("a.dcm"), "film", "mask", res["a.dcm"].report)]
@@ -361,12 +388,17 @@ def test_the_csv_and_the_overlays_inside_the_folder_get_no_row(tmp_path):
     assert [r["file"] for r in rows_of((f / "out.csv").read_bytes())] == ["a.dcm"]
 
 
-def test_a_second_batch_on_the_same_csv_is_refused(tmp_path):
+def test_a_second_batch_on_the_same_csv_is_refused_at_once(tmp_path):
+    import time
+
     out = tmp_path / "out.csv"
     lock = bm._lock(out)
+    assert (tmp_path / "out.csv.lock").exists()
     try:
+        t0 = time.monotonic()
         with pytest.raises(BatchError, match="^another batch is writing out.csv"):
             bm.run_batch(folder_with(tmp_path, "a.dcm"), out, None, None, outcomes=engine({}))
+        assert time.monotonic() - t0 < 0.5  # no waiting for the other batch
     finally:
         lock.release()
     assert not out.exists()
@@ -392,6 +424,7 @@ class Screener:
         self.seen = []
 
     def screen(self, film, opts):
+        assert isinstance(opts, Opts)
         self.seen.append(film)
         if film == "bad":
             raise ValueError("boom")
@@ -428,7 +461,19 @@ def test_serial_outcomes_in_order_with_errors_in_their_rows(tmp_path, monkeypatc
     assert isinstance(got[4][1], Report)
     assert sorted(calls) == [(n, (0.5, 0.5)) for n in ("a1", "a2", "b1", "r1")]
     assert s.seen == ["a1", "bad", "a2"]
-    assert bm._local_outcomes(s, Opts(), 0)(todo[:1])  # workers 0: this path
+    one = list(bm._local_outcomes(s, Opts(), 0)(todo[:2]))  # workers 0: this path
+    assert [(e.rel, type(o)) for e, o in one] == [("a1", Report), (".h", type(None))]
+
+
+def test_run_batch_without_an_engine_reads_in_this_process(tmp_path, monkeypatch):
+    import edge.pipeline
+
+    monkeypatch.setattr(edge.pipeline, "screen_stream", lambda *a: pytest.fail("worker processes by default"))
+    monkeypatch.setattr(bm, "read_film", lambda path, spacing_mm=None: path.name)
+    f = folder_with(tmp_path, "a.dcm", "b.dcm")
+    counts = bm.run_batch(f, tmp_path / "out.csv", Opts(), Screener())
+    assert counts["normal"] == 2
+    assert [r["flag"] for r in rows_of((tmp_path / "out.csv").read_bytes())] == ["normal", "normal"]
 
 
 def test_local_outcomes_with_workers_uses_the_pipeline(monkeypatch):
@@ -436,3 +481,4 @@ def test_local_outcomes_with_workers_uses_the_pipeline(monkeypatch):
 
     monkeypatch.setattr(edge.pipeline, "screen_stream", lambda s, o, todo, w: ("stream", s, o, todo, w))
     assert bm._local_outcomes("S", "O", 3)(["t"]) == ("stream", "S", "O", ["t"], 3)
+    assert bm._local_outcomes("S", "O", 1)(["t"]) == ("stream", "S", "O", ["t"], 1)

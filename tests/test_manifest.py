@@ -324,14 +324,18 @@ def home(tmp_path, monkeypatch) -> Path:
 def test_load_trust_and_refuse(tmp_path, home):
     root = make_bundle(tmp_path / "b")
     digest = hashlib.sha256((root / "manifest.json").read_bytes()).hexdigest()
-    with pytest.raises(BundleError, match=rf"manifest.json of b \(sha256 {digest[:12]}\) is neither"):
+    with pytest.raises(BundleError) as e:
         B.load_bundle(root)
+    assert str(e.value) == (
+        f"manifest.json of b (sha256 {digest[:12]}) is neither the shipped bundle nor in this site's trust "
+        "store: refusing it (if this bundle is yours: sarco-edge trust DIR)"
+    )
     b = B.load_bundle(root, require_trust=False)
     assert (b.trust, b.digest, b.root) == ("unchecked", digest, root)
     assert b.xml == root / "model.xml" and b.input_size == (512, 192)
     assert B.trust_bundle(root) == digest
-    stored = json.loads((home / "trusted_bundles.json").read_text())
-    assert stored == {"manifests": {digest: {"name": "test", "version": "1.0"}}}
+    stored = {"manifests": {digest: {"name": "test", "version": "1.0"}}}
+    assert (home / "trusted_bundles.json").read_text() == json.dumps(stored, indent=2)  # for a person to read
     assert B._trusted_digests() == {digest}
     assert B.load_bundle(root).trust == "trusted"
     other = make_bundle(tmp_path / "c", version="2.0")
@@ -346,7 +350,7 @@ def test_a_pinned_manifest_loads_without_the_store(tmp_path, home, monkeypatch):
     assert B.load_bundle(root).trust == "pinned"
 
 
-@pytest.mark.parametrize("content", ["not json", '{"manifests": [1]}', "[1]", '{"manifests": {"short": 1}}'])
+@pytest.mark.parametrize("content", ["not json", '{"manifests": [1]}', "[1]", '{"manifests": {"short": 1}}', "{}"])
 def test_a_damaged_trust_store_trusts_nothing_and_is_rewritten(tmp_path, home, content):
     home.mkdir()
     (home / "trusted_bundles.json").write_text(content)
@@ -354,6 +358,18 @@ def test_a_damaged_trust_store_trusts_nothing_and_is_rewritten(tmp_path, home, c
     root = make_bundle(tmp_path / "b")
     digest = B.trust_bundle(root)
     assert B._trusted_digests() == {digest}
+
+
+def test_trusting_creates_the_store_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("SARCO_EDGE_HOME", str(tmp_path / "a" / "b"))
+    d = B.trust_bundle(make_bundle(tmp_path / "bundle"))
+    assert B._trusted_digests() == {d}
+
+
+def test_load_bundle_without_a_root_loads_the_default(monkeypatch, tmp_path, home):
+    root = make_bundle(tmp_path / "b")
+    monkeypatch.setenv("SARCO_EDGE_MODEL", str(root))
+    assert B.load_bundle(require_trust=False).root == root
 
 
 def test_trust_store_location(monkeypatch, tmp_path):
@@ -437,6 +453,10 @@ def test_probabilities_sigmoid_and_softmax():
     assert p[:, 0, 0].tolist() == pytest.approx([0.125, 0.375, 0.5], abs=1e-5)
     assert B.muscle_of(p) == pytest.approx(np.array([[0.375]]))
     assert B.muscle_of(B.probabilities(one)) == pytest.approx(np.array([[0.5, 0.75]]))
+    # two pixels, one with a huge logit: each pixel is normalised over its own channels
+    two = np.array([[[[1000.0, 0.0]], [[0.0, math.log(3.0)]]]], np.float32)  # (1, 2, 1, 2)
+    p = B.probabilities(two)
+    assert p[:, 0, 0].tolist() == pytest.approx([1.0, 0.0]) and p[:, 0, 1].tolist() == pytest.approx([0.25, 0.75])
 
 
 def test_class_probabilities_average_the_film_and_its_mirror():
@@ -484,22 +504,23 @@ class FakeCore:
             (Path(self.props["CACHE_DIR"]) / "blob.cache").write_bytes(b"blob")
         core = self
 
+        class PS:
+            is_dynamic = core.dynamic  # a property in OpenVINO
+
+            def get_min_shape(self):
+                return core.shape
+
         class Port:
             def get_partial_shape(self):
-                class PS:
-                    def is_dynamic(self):
-                        return core.dynamic
-
-                    def get_min_shape(self):
-                        return core.shape
-
                 return PS()
 
             def get_shape(self):
+                assert not core.dynamic, "get_shape of a dynamic input raises in OpenVINO"
                 return core.shape
 
         class Compiled:
             def input(self, i):
+                assert i == 0
                 return Port()
 
         return Compiled()
@@ -549,8 +570,23 @@ def test_compile_bundle_without_cache_and_with_a_wrong_shape(tmp_path, monkeypat
     assert core.props == {} and core.calls[0][1:] == ("GPU.0:x,y", {})
     dyn = FakeCore([1, 1, 512, 192], dynamic=True)
     fake_openvino(monkeypatch, dyn)
-    B.compile_bundle(b, "GPU:0,1", cache_dir=tmp_path / "cache")
+    B.compile_bundle(b, "GPU:0,1", cache_dir=tmp_path / "cache", threads=2)  # threads: CPU only
     assert dyn.props == {"CACHE_DIR": str(tmp_path / "cache" / f"{b.digest[:16]}-GPU_0_1")}
+    assert dyn.calls[0][2] == {}
+    dyn = FakeCore([1, 1, 256, 192], dynamic=True)
+    fake_openvino(monkeypatch, dyn)
+    with pytest.raises(BundleError, match=r"^model input \[1, 1, 256, 192\]"):
+        B.compile_bundle(b)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compile_bundle_threads_on_the_cpu(tmp_path, monkeypatch, home, threads):
+    b = B.load_bundle(make_bundle(tmp_path / "b"), require_trust=False)
+    core = FakeCore([1, 1, 512, 192])
+    fake_openvino(monkeypatch, core)
+    B.compile_bundle(b, cache_dir=tmp_path / "cache", threads=threads)  # the default device: CPU
+    assert core.props == {"CACHE_DIR": str(tmp_path / "cache" / f"{b.digest[:16]}-CPU-t{threads}")}
+    assert core.calls[0][1:] == ("CPU", {"INFERENCE_PRECISION_HINT": "f32", "INFERENCE_NUM_THREADS": threads})
 
 
 def test_a_bundle_without_digest_is_compiled_without_cache(tmp_path, monkeypatch):
