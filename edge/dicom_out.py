@@ -60,8 +60,9 @@ def source_header(path: Path) -> Dataset:
     return ds
 
 
-def side_masks(mask: np.ndarray, pixels: np.ndarray) -> dict[str, np.ndarray]:
-    """The mask split into the patient's right (image left) and left, exactly as measure.split_sides did.
+def side_labels(mask: np.ndarray, pixels: np.ndarray) -> np.ndarray | None:
+    """The mask as a label map, 1 = the patient's right (image left), 2 = left, exactly as
+    measure.split_sides split it; None where it sees one thigh.
 
     split_sides assigns whole 8-connected blobs by their centroid to the side of one x, so the
     image-left side is a prefix of the blobs sorted by centroid x; its pixel count picks the prefix.
@@ -69,24 +70,33 @@ def side_masks(mask: np.ndarray, pixels: np.ndarray) -> dict[str, np.ndarray]:
     mask = mask.astype(bool)
     counts = split_sides(mask, pixels)
     if counts is None:
-        return {}
+        return None
     n, lab, stats, cent = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     order = sorted(range(1, n), key=lambda i: cent[i][0])
     total = 0
     for k, i in enumerate(order):
         total += int(stats[i, cv2.CC_STAT_AREA])
         if total == counts[0]:
-            image_left = np.isin(lab, order[: k + 1])
-            return {"right": image_left, "left": mask & ~image_left}
+            side = np.full(n, 2, np.uint8)  # blob -> side, looked up per pixel
+            side[0] = 0
+            side[order[: k + 1]] = 1
+            return side[lab]
     raise ValueError("side split could not be reproduced from the mask")
 
 
-def _segments(report: Report, mask: np.ndarray, pixels: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    """(side or 'both', mask) per SEG segment: one per side where two thighs are seen."""
-    sides = side_masks(mask, pixels) if report.sides_seen == 2 else {}
-    if sides:
-        return [("right", sides["right"]), ("left", sides["left"])]
-    return [("both", mask.astype(bool))]
+def side_masks(mask: np.ndarray, pixels: np.ndarray) -> dict[str, np.ndarray]:
+    """{"right": ..., "left": ...} boolean masks (see side_labels); {} for one thigh."""
+    labels = side_labels(mask, pixels)
+    return {} if labels is None else {"right": labels == 1, "left": labels == 2}
+
+
+def _segments(report: Report, mask: np.ndarray, pixels: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The sides of the SEG's segments (one per thigh where two are seen, else "both") and the label
+    map whose value n marks segment n (segments cannot overlap)."""
+    labels = side_labels(mask, pixels) if report.sides_seen == 2 else None
+    if labels is not None:
+        return ["right", "left"], labels
+    return ["both"], mask.astype(bool).astype(np.uint8)
 
 
 def _algorithm(model: dict) -> hd.AlgorithmIdentificationSequence:
@@ -102,9 +112,9 @@ def build_seg(src: Dataset, report: Report, mask: np.ndarray, pixels: np.ndarray
     """Binary SEG on the source's pixel grid, a segment per thigh seen as two (else one)."""
     if mask.shape != (int(src.Rows), int(src.Columns)):
         raise DicomOutError("mask and source image differ in size: no SEG")
-    segs = _segments(report, mask, pixels)
+    sides, labels = _segments(report, mask, pixels)
     descriptions = []
-    for number, (side, _) in enumerate(segs, start=1):
+    for number, side in enumerate(sides, start=1):
         label = "thigh muscle" if side == "both" else f"thigh muscle, {side}"
         descriptions.append(
             hd.seg.SegmentDescription(
@@ -118,9 +128,6 @@ def build_seg(src: Dataset, report: Report, mask: np.ndarray, pixels: np.ndarray
                 primary_anatomic_structures=[SIDES[side]] if side in SIDES else None,
             )
         )
-    labels = np.zeros(mask.shape, np.uint8)  # a label map: segments cannot overlap, highdicom checks only its max
-    for number, (_, m) in enumerate(segs, start=1):
-        labels[m] = number
     flat = Dataset(src)  # a shallow copy; a projection film has no patient frame of reference for the SEG
     if "FrameOfReferenceUID" in flat:
         del flat.FrameOfReferenceUID

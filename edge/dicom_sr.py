@@ -172,9 +172,26 @@ def build_sr(src: Dataset, report: Report | None, seg: Dataset | None, reasons: 
     )
     content[0].ContentSequence.append(_statements(report.note if report else DISCLAIMER, reasons))
     _tidy_refs(content[0], src)
-    return hd.sr.Comprehensive3DSR(
-        evidence=[src] + ([seg] if seg is not None else []),
-        content=content[0],
+    return _document([src] + ([seg] if seg is not None else []), content[0])
+
+
+def _document(evidence: list[Dataset], root: Dataset) -> hd.sr.Comprehensive3DSR:
+    """The SR document around the content tree `root`, whose only references are `evidence`.
+
+    highdicom's constructor deep-copies the whole tree, re-parses the copy and searches it for the
+    instances it references (40 % of a film's DICOM writing, `tests/bench_dicom_out.py --profile`).
+    The tree is built here and used once, so the document is made around a bare root container
+    (the evidence sequences come from `evidence` either way) and the tree is then put in, attribute
+    for attribute, as the constructor does itself: the same dataset, without the copy.
+    """
+    bare = Dataset()
+    for keyword in ("ValueType", "ConceptNameCodeSequence", "ContinuityOfContent", "ContentTemplateSequence"):
+        if keyword in root:
+            setattr(bare, keyword, root[keyword].value)
+    bare.ContentSequence = []
+    doc = hd.sr.Comprehensive3DSR(
+        evidence=evidence,
+        content=bare,
         series_instance_uid=hd.UID(),
         series_number=SERIES_NUMBERS["sr"],
         sop_instance_uid=hd.UID(),
@@ -183,6 +200,9 @@ def build_sr(src: Dataset, report: Report | None, seg: Dataset | None, reasons: 
         is_complete=True,
         series_description="sarco-edge screening report",
     )
+    for tag, element in root.items():
+        doc[tag] = element
+    return doc
 
 
 def sr_values(ds: Dataset) -> dict[str, object]:

@@ -189,3 +189,40 @@ def test_one_thigh_film_one_segment(tmp_path):
     assert v["film/smi_estimate"] == rep["smi_estimate"]
     for p in folder.iterdir():
         assert dciodvfy_errors(p) == [], p.name
+
+
+def test_sr_document_equals_highdicoms_own_constructor(monkeypatch):
+    """build_sr hands highdicom a bare root and puts the content tree in itself (no deep copy): the
+    dataset is the one highdicom's constructor makes from the whole tree, timestamps aside."""
+    import itertools
+
+    from pydicom.filebase import DicomBytesIO
+
+    from edge import dicom_out, dicom_sr
+    from edge.reader import read_film
+    from edge.screen import Options, Screener
+
+    res = Screener().screen(read_film(SAMPLE), Options())
+    src = dicom_out.source_header(SAMPLE)
+    seg = dicom_out.build_seg(src, res.report, res.mask, res.film.pixels)
+
+    def whole(evidence, root):
+        return hd.sr.Comprehensive3DSR(evidence=evidence, content=root, series_instance_uid=hd.UID(),
+                                       series_number=9902, sop_instance_uid=hd.UID(), instance_number=1,
+                                       manufacturer="sarco-edge", is_complete=True,
+                                       series_description="sarco-edge screening report")  # fmt: skip
+
+    def made(document, report, segmentation) -> dict:
+        uids = itertools.count(1)
+        monkeypatch.setattr(hd, "UID", lambda: pydicom.uid.UID(f"1.2.3.{next(uids)}"))
+        monkeypatch.setattr(dicom_sr, "_document", document)
+        buf = DicomBytesIO()
+        reasons = report.reasons if report else ["unreadable"]
+        pydicom.dcmwrite(buf, dicom_sr.build_sr(src, report, segmentation, reasons, res.report.model))
+        back = pydicom.dcmread(DicomBytesIO(buf.getvalue())).to_json_dict()
+        when = {"00080012", "00080013", "00080023", "00080033", "0018A001"}  # creation/content times, equipment
+        return {k: v for k, v in back.items() if k not in when}
+
+    fast = dicom_sr._document
+    for report, segmentation in ((res.report, seg), (None, None)):
+        assert made(fast, report, segmentation) == made(whole, report, segmentation)
