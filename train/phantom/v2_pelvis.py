@@ -47,19 +47,22 @@ def _ilium(maps: Maps, grid: Grid, sgn: float, hip: float, k: float) -> None:
 def _pubis(maps: Maps, grid: Grid, sgn: float, hip: float, k: float) -> None:
     """Superior and inferior pubic rami and the ischium around the obturator foramen."""
     pub = _Bone()
-    pc = (sgn * (hip * 0.5 + 0.2), 3.3 * k)
-    a, b = 0.45 * hip, 3.6 * k
-    outer = ellipsoid(grid, pc[0], pc[1], a, b, 1.4)
+    a, b = 3.1 * k, 3.7 * k
+    pc = (sgn * (a + 0.35), 3.2 * k)
+    outer = ellipsoid(grid, pc[0], pc[1], a, b, 0.9)
     if outer is not None:
         box, oc = outer
         x, y = grid.coords(box)
-        q = 1 - ((x - pc[0] - sgn * 0.3) / (a - 1.5)) ** 2 - ((y - pc[1] + 0.2) / (b - 1.2)) ** 2
-        hole = 2.0 * 1.4 * np.sqrt(np.maximum(q, 0))
-        ring = np.maximum(oc - 1.3 * hole, 0).astype(np.float32)
+        q = 1 - ((x - pc[0] - sgn * 0.2) / (1.6 * k)) ** 2 - ((y - pc[1] + 0.2) / (2.3 * k)) ** 2
+        hole = 2.0 * 1.05 * np.sqrt(np.maximum(q, 0))
+        ring = np.maximum(oc - hole, 0).astype(np.float32)
         ring *= (x * sgn) >= 0.25  # the symphysis gap
         pub.add((box, ring), "trab")
-        pub.add((box, 0.35 * ring), "cort")
-    pub.add(ellipsoid(grid, pc[0] + sgn * 1.0, pc[1] + b - 0.6, 2.0, 1.3, 1.8), "trab")  # ischial tuberosity
+        pub.add((box, 0.3 * ring), "cort")
+    pub.add(ellipsoid(grid, pc[0] + sgn * 1.0, pc[1] + b - 0.6, 1.6, 1.1, 1.4), "trab")  # ischial tuberosity
+    # Superior ramus and ischial body joining the ring to the acetabulum.
+    pub.add(capsule(grid, (pc[0] + sgn * 1.2, pc[1] - b + 0.6), (sgn * (hip - 1.6), -0.6), 0.9, 1.1, 0.8), "trab")
+    pub.add(capsule(grid, (pc[0] + sgn * (a - 0.6), pc[1] + 0.5), (sgn * (hip - 0.8), 1.0), 1.0, 1.2, 0.9), "trab")
     pub.commit(maps)
 
 
