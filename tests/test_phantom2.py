@@ -168,3 +168,18 @@ def test_label_map_width_is_the_projected_section_width():
         width = np.count_nonzero(m) * s
         assert width == pytest.approx(xmax[0] - xmin[0], abs=4 * s)
         assert -xmin[0] > xmax[0]  # the femur sits lateral in the muscle, as in both subjects
+
+
+def test_screen_cohort_counts_refusals_among_two_thigh_films():
+    from train.screen_cohort import summary
+
+    rows = [
+        {"view": "both", "refused": False, "reasons": "", "area_err_pct": -4.0},
+        {"view": "both", "refused": False, "reasons": "", "area_err_pct": 2.0},
+        {"view": "both", "refused": True, "reasons": "film appears inverted (x) | low confidence", "area_err_pct": ""},
+        {"view": "R", "refused": True, "reasons": "one thigh", "area_err_pct": ""},
+    ]
+    lines = summary(rows)
+    assert lines[0] == "4 films, 3 show both thighs, refused 1 (33.3 %)"
+    assert "median |area error| 3.00 %" in lines[1] and "(n=2)" in lines[1]
+    assert any("film appears inverted" in x for x in lines[2:]) and not any("one thigh" in x for x in lines)
