@@ -91,7 +91,7 @@ def profile(films: Path, n: int) -> None:
     stats = pstats.Stats(prof).stats
     total = max(v[3] for v in stats.values())
     parts = ("build_sr", "build_seg", "build_sc", "_overlay_rgb", "dcmwrite", "write_bytes_atomic", "deepcopy",
-             "collect_evidence", "_from_dataset_derived", "side_masks")  # fmt: skip
+             "collect_evidence", "_from_dataset_derived", "side_masks", "side_labels")  # fmt: skip
     for (path, _line, name), v in sorted(stats.items(), key=lambda kv: -kv[1][3]):
         if name in parts and ("edge" in path or "highdicom" in path or "pydicom" in path or "copy.py" in path):
             print(f"{100 * v[3] / total:5.1f} %  {name}  ({Path(path).parent.name}/{Path(path).name})")
