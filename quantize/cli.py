@@ -1,5 +1,5 @@
 """The quantization room's commands that work on files alone (`sarco gate/adopt/clinic-benchmark/
-profile-film`): a Typer sub-app that the top-level `sarco` entry (sarco.py) composes with the
+profile-film/startup-profile`): a Typer sub-app that the top-level `sarco` entry (sarco.py) composes with the
 training room's. The commands that need a trained torch model (`export`, `quantize`,
 `benchmark`) are composed in sarco.py, which loads the run and hands the model over, so this
 room never imports the training code. Run alone with `python -m quantize.cli`.
@@ -15,7 +15,7 @@ from rich.console import Console
 
 from edge.console import composed, fail
 
-from . import clinic_benchmark, profile_film
+from . import clinic_benchmark, profile_film, startup_profile
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="sarco-edge quantization side.")
 console = Console(stderr=True)
@@ -51,9 +51,10 @@ def adopt(
         raise fail(f"{e}", 2)
 
 
-# Their options live with their code (both import only typer and psutil at the top).
+# Their options live with their code (at the top they import only the standard library and typer).
 app.command("clinic-benchmark")(clinic_benchmark.main)
 app.command("profile-film")(profile_film.main)
+app.command("startup-profile")(startup_profile.main)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """What a clinic user waits for: `sarco-edge screen` wall time and peak RSS (cold and with a warm
 OpenVINO cache), and `sarco-edge batch` films per second end to end, for each batch variant.
 
-    python -m quantize.clinic_benchmark COHORT [--films 200] [--rounds 3] [--before-src DIR]
+    sarco clinic-benchmark COHORT [--films 200] [--rounds 3] [--before-src DIR]
         [--engine dask] [--out clinic_benchmark.md]
 
 Variants run alternately, round after round, so a busy machine slows each about equally; the
@@ -91,6 +91,7 @@ def main(
     engine: str = typer.Option(None, help="also time `batch --engine ENGINE` (dask)"),
     src: Path = typer.Option(REPO, help="folder holding the `edge` package timed as `now` (default: this checkout)"),
 ) -> None:
+    """What a clinic user waits for: screen wall time and RSS, batch films per second per variant."""
     images = sorted((cohort.resolve() / "images").glob("*.dcm"))[:films]
     variants = _variants(before_src, src, engine)
     screens: dict[str, list] = {}
@@ -120,7 +121,7 @@ def main(
 
 
 def _table(cohort, films, out, rounds, before_src, engine, screens, batches, n, src) -> str:
-    cmd = f"python -m quantize.clinic_benchmark {cohort} --films {films} --rounds {rounds}"
+    cmd = f"sarco clinic-benchmark {cohort} --films {films} --rounds {rounds}"
     cmd += f" --before-src {before_src}" if before_src else ""
     cmd += f" --src {src}" if src != REPO else ""
     cmd += f" --engine {engine}" if engine else ""
@@ -151,7 +152,3 @@ def _table(cohort, films, out, rounds, before_src, engine, screens, batches, n, 
             f"peak RSS {max(r[1] for r in runs):.0f} MB |"
         )
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":
-    typer.run(main)

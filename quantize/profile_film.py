@@ -1,6 +1,6 @@
 """Where one film's time goes, end to end, as `sarco-edge screen` spends it (cProfile).
 
-    python -m quantize.profile_film FILM [--repeat 5] [--out firmware_notes/profile.md]
+    sarco profile-film FILM [--repeat 5] [--out firmware_notes/profile.md]
 
 Start-up (imports, bundle verification, compile) is timed once; the film is then screened
 `--repeat` times in the same process and cProfile's cumulative times are grouped by stage.
@@ -26,6 +26,7 @@ STAGES = {  # stage: functions whose cumulative time it is (the first match wins
 
 
 def main(film: Path, repeat: int = typer.Option(5, "--repeat", min=1), out: Path = typer.Option(None, "--out")) -> None:
+    """Where one film's time goes, end to end (cProfile, grouped by stage)."""
     t0 = time.perf_counter()
     from edge.reader import read_film
     from edge.screen import Options, Screener
@@ -52,7 +53,7 @@ def main(film: Path, repeat: int = typer.Option(5, "--repeat", min=1), out: Path
     lines = [
         "# Where one film's time goes",
         "",
-        f"Command: `python -m quantize.profile_film {film.name} --repeat {repeat}`"
+        f"Command: `sarco profile-film {film.name} --repeat {repeat}`"
         " (cProfile; stages are cumulative times of the functions named, per film; start-up once).",
         "",
         "| stage | ms |",
@@ -64,7 +65,3 @@ def main(film: Path, repeat: int = typer.Option(5, "--repeat", min=1), out: Path
         from edge.files import write_text_atomic
 
         write_text_atomic(out, text)
-
-
-if __name__ == "__main__":
-    typer.run(main)

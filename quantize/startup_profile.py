@@ -4,7 +4,7 @@ decoders), the screener's (OpenCV, OpenVINO), bundle verification, the compile f
 reading the film, and screening it. Phases run one after the other here (the CLI overlaps the
 compile with the read); medians of `--runs`. Timing only: nothing is asserted about it.
 
-    python -m quantize.startup_profile FILM [--runs 7] [--out startup.md]
+    sarco startup-profile FILM [--runs 7] [--out startup.md]
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ VERIFY = "of the Screener: bundle verification alone (timed again after)"
 
 
 def main(film: Path, runs: int = typer.Option(7, "--runs", min=1), out: Path = typer.Option(None, "--out")) -> None:
+    """Where a warm screen's start-up goes, phase by phase (fresh processes, medians)."""
     rows, walls = [], []
     for _ in range(runs):
         t = time.perf_counter()
@@ -65,7 +66,7 @@ def main(film: Path, runs: int = typer.Option(7, "--runs", min=1), out: Path = t
     lines = [
         "# Where a warm `screen` start goes",
         "",
-        f"Command: `python -m quantize.startup_profile {film.name} --runs {runs}` "
+        f"Command: `sarco startup-profile {film.name} --runs {runs}` "
         f"({os.cpu_count()} CPU cores; each run a fresh process, model cache warm; medians).",
         "",
         "| phase | ms |",
@@ -79,7 +80,3 @@ def main(film: Path, runs: int = typer.Option(7, "--runs", min=1), out: Path = t
     print(text)
     if out:
         out.write_text(text)
-
-
-if __name__ == "__main__":
-    typer.run(main)
