@@ -180,6 +180,20 @@ def size_probe(
     run_probe(cohort, films, encoder, out)
 
 
+@app.command("screen-cohort")
+def screen_cohort(
+    cohort: Path = typer.Argument(
+        ..., help="Cohort folder (cases.csv with sex, height and, for raster films, spacing)."
+    ),
+    model: Path = typer.Option(Path("models/default"), "--model", help="Model bundle."),
+    out: Path = typer.Option(Path("screened.csv"), "--out", help="Per-film CSV."),
+) -> None:
+    """Screen every film of a cohort as the clinic would; count refusals among two-thigh films."""
+    from .screen_cohort import main as run_screen_cohort
+
+    run_screen_cohort(cohort, model, out)
+
+
 @app.command()
 def report(
     cohort: Path = typer.Argument(..., help="The cohort the runs were trained and tested on."),

@@ -5,12 +5,11 @@ share among films that show both thighs).
 film instead (bundle, quality gate, decision) with what a user would give: a DICOM's own header,
 a raster film's true spacing from cases.csv (as `--spacing-mm`), sex and height from cases.csv.
 
-    python -m train.screen_cohort COHORT --model models/default --out screened.csv
+    sarco screen-cohort COHORT --model models/default --out screened.csv
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 from pathlib import Path
 
@@ -66,16 +65,8 @@ def summary(rows: list[dict]) -> list[str]:
     return lines
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("cohort", type=Path)
-    ap.add_argument("--model", type=Path, default=Path("models/default"))
-    ap.add_argument("--out", type=Path, default=Path("screened.csv"))
-    args = ap.parse_args()
-    rows = screen_cohort(args.cohort, args.model)
-    write_csv_atomic(args.out, rows)
+def main(cohort: Path, model: Path, out: Path) -> None:
+    """`sarco screen-cohort`: the per-film CSV written atomically, the summary printed."""
+    rows = screen_cohort(cohort, model)
+    write_csv_atomic(out, rows)
     print("\n".join(summary(rows)))
-
-
-if __name__ == "__main__":
-    main()
