@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING
 
 import typer
 
+from edge.markdown import table
+
 if TYPE_CHECKING:
     import psutil
 
@@ -132,23 +134,27 @@ def _table(cohort, films, out, rounds, before_src, engine, screens, batches, n, 
         "",
         f"Command: `{cmd} --out {out}`",
         "",
-        "| what | result |",
-        "|---|---|",
     ]
+    cells = []
     for who, runs in screens.items():
         cold, warm = runs[0], runs[1:]
-        lines.append(f"| {who}: screen, first run (empty model cache) | {cold[0]:.2f} s, peak RSS {cold[1]:.0f} MB |")
-        lines.append(
-            f"| {who}: screen, cache warm (median of {len(warm)}) | {statistics.median(r[0] for r in warm):.2f} s "
-            f"(CPU {statistics.median(r[2] for r in warm):.2f} s), peak RSS {max(r[1] for r in warm):.0f} MB (max) |"
+        cells.append([f"{who}: screen, first run (empty model cache)", f"{cold[0]:.2f} s, peak RSS {cold[1]:.0f} MB"])
+        cells.append(
+            [
+                f"{who}: screen, cache warm (median of {len(warm)})",
+                f"{statistics.median(r[0] for r in warm):.2f} s (CPU {statistics.median(r[2] for r in warm):.2f} s), "
+                f"peak RSS {max(r[1] for r in warm):.0f} MB (max)",
+            ]
         )
     for label, runs in batches.items():
         walls = [r[0] for r in runs]
         med = statistics.median(walls)
         cpu = statistics.median(r[2] for r in runs)
-        lines.append(
-            f"| {label}: {n} films (median of {len(runs)}) | {med:.1f} s = {n / med:.1f} films/s "
-            f"(runs {', '.join(f'{n / w:.1f}' for w in walls)}); CPU {1000 * cpu / n:.0f} ms per film; "
-            f"peak RSS {max(r[1] for r in runs):.0f} MB |"
+        cells.append(
+            [
+                f"{label}: {n} films (median of {len(runs)})",
+                f"{med:.1f} s = {n / med:.1f} films/s (runs {', '.join(f'{n / w:.1f}' for w in walls)}); "
+                f"CPU {1000 * cpu / n:.0f} ms per film; peak RSS {max(r[1] for r in runs):.0f} MB",
+            ]
         )
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + table(["what", "result"], cells)) + "\n"

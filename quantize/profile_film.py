@@ -15,6 +15,8 @@ from pathlib import Path
 
 import typer
 
+from edge.markdown import table
+
 STAGES = {  # stage: functions whose cumulative time it is (the first match wins, in this order)
     "read and decode (edge.reader.read_film)": ("read_film",),
     "model calls (OpenVINO, 2 per film)": ("__call__",),
@@ -56,9 +58,8 @@ def main(film: Path, repeat: int = typer.Option(5, "--repeat", min=1), out: Path
         f"Command: `sarco profile-film {film.name} --repeat {repeat}`"
         " (cProfile; stages are cumulative times of the functions named, per film; start-up once).",
         "",
-        "| stage | ms |",
-        "|---|---|",
-    ] + [f"| {k} | {1000 * v:.1f} |" for k, v in rows]
+        *table(["stage", "ms"], [[k, f"{1000 * v:.1f}"] for k, v in rows]),
+    ]
     text = "\n".join(lines) + "\n"
     print(text)
     if out:

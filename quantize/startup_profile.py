@@ -19,6 +19,8 @@ from pathlib import Path
 
 import typer
 
+from edge.markdown import table
+
 CHILD = r"""
 import json, sys, time
 t = [time.perf_counter()]
@@ -69,13 +71,12 @@ def main(film: Path, runs: int = typer.Option(7, "--runs", min=1), out: Path = t
         f"Command: `sarco startup-profile {film.name} --runs {runs}` "
         f"({os.cpu_count()} CPU cores; each run a fresh process, model cache warm; medians).",
         "",
-        "| phase | ms |",
-        "|---|---|",
-        f"| interpreter start and exit (the rest of the process's wall time) | {1000 * (wall - sum(med)):.0f} |",
     ]
-    lines += [f"| {name} | {1000 * v:.0f} |" for name, v in zip(PHASES, med)]
-    lines.append(f"| {VERIFY} | {1000 * statistics.median(r[len(PHASES)] for r in rows):.0f} |")
-    lines.append(f"| the whole process, wall | {1000 * wall:.0f} |")
+    cells = [["interpreter start and exit (the rest of the process's wall time)", f"{1000 * (wall - sum(med)):.0f}"]]
+    cells += [[name, f"{1000 * v:.0f}"] for name, v in zip(PHASES, med)]
+    cells.append([VERIFY, f"{1000 * statistics.median(r[len(PHASES)] for r in rows):.0f}"])
+    cells.append(["the whole process, wall", f"{1000 * wall:.0f}"])
+    lines += table(["phase", "ms"], cells)
     text = "\n".join(lines) + "\n"
     print(text)
     if out:
