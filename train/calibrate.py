@@ -21,6 +21,8 @@ from edge.calibration import calibrate as fit_with_decision
 from edge.calibration import cv_rmse, fit
 from edge.criteria import CRITERIA
 from edge.files import write_text_atomic
+from edge.markdown import row as md_row
+from edge.markdown import table
 from edge.smi import FORMS, SmiCalibration
 
 # The cut-offs live in edge.criteria (one source for both sides).
@@ -223,12 +225,11 @@ def calibration_markdown(out: dict) -> str:
         + f"), fit on {m['n_fit']} films, "
         f"test {m['n_test']} films",
         "",
-        "| | model area | mask area (ceiling) | study |",
-        "|---|---|---|---|",
+        *table(["", "model area", "mask area (ceiling)", "study"], []),
     ]
 
     def row(name, f, study=""):
-        lines.append(f"| {name} | {f(m)} | {f(c)} | {study} |")
+        lines.append(md_row([name, f(m), f(c), study]))
 
     row(
         "Pearson r [95% CI]",

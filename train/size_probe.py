@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 
 from edge.dataset import load_cases, read_mask
+from edge.markdown import row, table
 from edge.measure import dice_iou
 from edge.preprocess import resize_mask, to_film_grid, to_model_input
 from edge.reader import read_film
@@ -68,13 +69,16 @@ def main(cohort: Path, films: int = 40, encoder: str = "mobilenet_v2", out: Path
         f"Input size probe on {cohort.name} ({films} films), U-Net++ {encoder}, torch eager FP32, "
         f"{__import__('os').cpu_count()} CPU cores, channels_last, batch 4 for the training step.",
         "",
-        "| H x W | floor Dice (median) | floor abs area err % (median) | (95th pct) | train step s | inference s |",
-        "|---|---|---|---|---|---|",
+        *table(
+            ["H x W", "floor Dice (median)", "floor abs area err % (median)", "(95th pct)", "train step s"]
+            + ["inference s"],
+            [],
+        ),
     ]
     for size in SIZES:
         d, e50, e95 = floor_metrics(cohort, films, size)
         tr, inf = step_seconds(size, encoder)
-        lines.append(f"| {size[0]} x {size[1]} | {d:.4f} | {e50:.2f} | {e95:.2f} | {tr:.2f} | {inf:.3f} |")
+        lines.append(row([f"{size[0]} x {size[1]}", f"{d:.4f}", f"{e50:.2f}", f"{e95:.2f}", f"{tr:.2f}", f"{inf:.3f}"]))
         print(lines[-1], flush=True)
     out.write_text("\n".join(lines) + "\n")
     print(f"wrote {out}")
