@@ -382,6 +382,12 @@ def test_overlays_only_for_screened_films_with_a_mask(tmp_path, monkeypatch):
     assert written == [(ov / bm.overlay_name("a.dcm"), "film", "mask", res["a.dcm"].report)]
 
 
+def test_a_new_overlays_folder_is_made_with_its_parents(tmp_path):
+    f = folder_with(tmp_path, "a.dcm")
+    bm.run_batch(f, tmp_path / "out.csv", None, None, overlays=tmp_path / "x" / "y" / "ov", outcomes=engine({}))
+    assert (tmp_path / "x" / "y" / "ov").is_dir()
+
+
 def test_the_csv_and_the_overlays_inside_the_folder_get_no_row(tmp_path):
     f = folder_with(tmp_path, "a.dcm")
     bm.run_batch(f, f / "out.csv", None, None, overlays=f / "ov", outcomes=engine({}))

@@ -76,6 +76,25 @@ def test_out_of_fold_fits_leave_the_fold_out():
         assert cals[i].coef == pytest.approx(ref.coef)
 
 
+def test_five_folds_by_default_and_cv_rmse_of_the_out_of_fold_estimates():
+    area, sex, height, smi = exact(24)
+    smi = smi + np.sin(np.arange(24))
+    groups = [f"p{i // 2}" for i in range(24)]
+    default = out_of_fold("linear", area, sex, height, smi, groups)
+    assert [c.coef for c in default] == [c.coef for c in out_of_fold("linear", area, sex, height, smi, groups, k=5)]
+    assert [c.coef for c in default] != [c.coef for c in out_of_fold("linear", area, sex, height, smi, groups, k=6)]
+    for k in (3, 5):
+        cals = out_of_fold("linear", area, sex, height, smi, groups, k=k)
+        err = [c.predict(a, s_, h)[0] - y for c, a, s_, h, y in zip(cals, area, sex, height, smi)]
+        expected = math.sqrt(np.mean(np.square(err)))
+        got = (
+            cv_rmse("linear", area, sex, height, smi, groups, k)
+            if k != 5
+            else cv_rmse("linear", area, sex, height, smi, groups)
+        )
+        assert got == pytest.approx(expected)
+
+
 def test_out_of_fold_needs_six_training_films():
     area, sex, height, smi = exact(8)
     groups = ["a", "a", "b", "b", "c", "c", "d", "d"]  # 4 people, 4 folds: 6 films to train on
@@ -115,6 +134,14 @@ def test_interval_scale_known_answers():
     cal = SmiCalibration("linear", (6.0, 0.0, 0.5, 0.0), ZERO4, 0.5, 2.0, 50)  # half-width 1
     # z = |truth - mean| / 1: 2 for every film (men at 6.5, women at 6)
     assert interval_scale([cal, None, cal], [300] * 3, ["M", "F", "F"], [1.7] * 3, [8.5, 0.0, 4.0]) == 2.0
+    # a film without a calibration is skipped, not the end: z = 2 and 3.5, 95 % quantile 3.425
+    assert interval_scale([cal, None, cal], [300] * 3, ["M", "F", "F"], [1.7] * 3, [8.5, 0.0, 2.5]) == pytest.approx(
+        3.425
+    )
+    # a man's spread: xtx_inv weighs the male column, sd sqrt(1 + 3) = 2 times: z = 4 / 2
+    A = tuple(tuple(3.0 if i == j == 2 else 0.0 for j in range(4)) for i in range(4))
+    wide = SmiCalibration("linear", (6.0, 0.0, 0.5, 0.0), A, 0.5, 2.0, 50)
+    assert interval_scale([wide], [300], ["M"], [1.7], [10.5]) == 2.0
     assert interval_scale([cal] * 3, [300] * 3, ["M"] * 3, [1.7] * 3, [26.5] * 3) == 4.0  # capped
     assert interval_scale([cal] * 3, [300] * 3, ["F"] * 3, [1.7] * 3, [6.1] * 3) == 0.5  # floored
     assert interval_scale([None, None], [300] * 2, ["F"] * 2, [1.7] * 2, [6.0] * 2) == 1.0
@@ -157,3 +184,26 @@ def test_calibrate_report_and_chosen_form():
     assert out["calibration"]["form"] == "loglinear" and out["calibration"]["one_side_sd"] == 0.0
     for d in out["decision"].values():
         assert d["chosen_on"] == "out-of-fold predictions (5 folds by person)"
+
+
+def test_calibrate_counts_a_film_at_the_cut_off_as_not_low():
+    from edge.criteria import CRITERIA
+
+    area, sex, height, smi = exact(30, "loglinear", seed=2)
+    smi = smi * 7.0 / smi.mean() + np.sin(np.arange(30))  # around 7 kg/m2, with spread
+    cut = CRITERIA["ewgsop2"].smi
+    smi[0] = cut[sex[0]]
+    out = calibrate(area, sex, height, smi, [f"p{i // 2}" for i in range(30)])
+    assert out["decision"]["ewgsop2"]["n_low"] == sum(v < cut[s] for v, s in zip(smi, sex))
+
+
+def test_calibrate_with_films_that_get_no_out_of_fold_fit():
+    area, sex, height, smi = exact(7, "loglinear", seed=3)
+    out = calibrate(area, sex, height, smi, ["a", "a", "b", "b", "c", "c", "d"])
+    assert out["report"]["n_films"] == 7 and 0.0 <= out["report"]["oof_interval_coverage"] <= 1.0
+
+
+def test_calibrate_with_no_out_of_fold_fit_reports_no_coverage():
+    area, sex, height, smi = exact(6, "loglinear", seed=4)
+    out = calibrate(area, sex, height, smi, ["a", "a", "b", "b", "c", "c"])  # 4 films to train on: none
+    assert out["report"]["oof_interval_coverage"] is None and out["report"]["interval_scale"] == 1.0
