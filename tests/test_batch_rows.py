@@ -164,6 +164,14 @@ def test_done_files(tmp_path):
         bm._done_files(out)
 
 
+def test_done_files_cuts_a_torn_line_whatever_its_bytes(tmp_path):
+    out = tmp_path / "r.csv"
+    whole = HEADER + bm._line({"file": "a.dcm", "model_version": "vXX"})
+    out.write_bytes(whole + b"XX")  # the start of a row for "XXray.dcm", after a row ending in XX
+    assert bm._done_files(out) == {"a.dcm"}
+    assert out.read_bytes() == whole
+
+
 def test_done_files_refuses_a_csv_that_is_not_ours(tmp_path):
     out = tmp_path / "other.csv"
     out.write_bytes(b"name,value\nx,1\n")
