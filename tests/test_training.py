@@ -176,7 +176,7 @@ def test_train_evaluate_calibrate_end_to_end(tiny_cohort: Path, tmp_path: Path):
     hist = json.loads((run / "run.json").read_text())["history"]
     assert [h["resume"] for h in hist] == [False, True] and hist[1]["from_epoch"] == 1
     out = tmp_path / "RESULTS.md"
-    res = run_cli("train.report", str(tiny_cohort), str(run), "--final", str(run), "--out", str(out))
+    res = run_cli("sarco", "report", str(tiny_cohort), str(run), "--final", str(run), "--out", str(out))
     assert res.returncode == 0, res.stderr[-2000:]
     text = out.read_text()
     assert f"--run {run} --arch unet --encoder mobilenet_v2 --epochs 2 --resume" in text
