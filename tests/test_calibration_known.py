@@ -207,3 +207,54 @@ def test_calibrate_with_no_out_of_fold_fit_reports_no_coverage():
     area, sex, height, smi = exact(6, "loglinear", seed=4)
     out = calibrate(area, sex, height, smi, ["a", "a", "b", "b", "c", "c"])  # 4 films to train on: none
     assert out["report"]["oof_interval_coverage"] is None and out["report"]["interval_scale"] == 1.0
+
+
+def _sexed_cohort(n: int = 120, seed: int = 5):
+    """Men carry 1.5 kg/m2 more SMI than women of the same thigh area and height, so scoring a man
+    as a woman moves his estimate, interval and p_low a long way."""
+    rng = np.random.default_rng(seed)
+    area = rng.uniform(200, 400, n)
+    height = rng.uniform(1.5, 1.8, n)
+    sex = ["M" if i % 3 == 0 else "F" for i in range(n)]
+    male = np.array([s == "M" for s in sex], float)
+    smi = 3.0 + 0.008 * area + 1.5 * male + rng.normal(0, 0.35, n)
+    return area, sex, height, smi, [f"p{i // 2}" for i in range(n)]
+
+
+def test_calibrate_scores_each_film_with_its_own_sex():
+    """The coverage and the thresholds calibrate reports equal an independent recomputation from
+    the out-of-fold fits with each film's own sex (a man scored as a woman changes both)."""
+    from dataclasses import asdict
+
+    from edge.criteria import CRITERIA
+
+    area, sex, height, smi, groups = _sexed_cohort()
+    res = calibrate(area, sex, height, smi, groups)
+    scale = res["report"]["interval_scale"]
+    oof = out_of_fold(res["report"]["form"], area, sex, height, smi, groups)
+    oof = [None if c is None else SmiCalibration(**{**asdict(c), "interval_scale": scale}) for c in oof]
+    keep = [i for i, c in enumerate(oof) if c is not None]
+    covered = [
+        oof[i].predict(area[i], sex[i], height[i])[1] <= smi[i] <= oof[i].predict(area[i], sex[i], height[i])[2]
+        for i in keep
+    ]
+    assert res["report"]["oof_interval_coverage"] == pytest.approx(float(np.mean(covered)))
+    cut = CRITERIA["awgs2019"].smi
+    p = np.array([oof[i].p_low(area[i], sex[i], height[i], cut[sex[i]]) for i in keep])
+    low = np.array([smi[i] < cut[sex[i]] for i in keep])
+    want = choose_thresholds(p, low)
+    got = res["decision"]["awgs2019"]
+    assert (got["clear"], got["refer"], got["sensitivity"]) == pytest.approx(
+        (want["clear"], want["refer"], want["sensitivity"])
+    )
+
+
+def test_a_truth_on_the_interval_bound_counts_as_covered(monkeypatch):
+    """The 95 % interval is closed: a truth equal to a bound is covered (the stand-in interval is
+    the truth itself, so every film sits exactly on both bounds)."""
+    area, sex, height, smi = exact(40, "linear")[:4]
+    smi = smi + np.random.default_rng(2).normal(0, 0.2, len(smi))
+    truth = dict(zip(area.tolist(), smi.tolist()))
+    monkeypatch.setattr(SmiCalibration, "predict", lambda self, a, s, h, one_side=False: (truth[a],) * 3)
+    res = calibrate(area, sex, height, smi, [f"p{i}" for i in range(len(area))])
+    assert res["report"]["oof_interval_coverage"] == 1.0

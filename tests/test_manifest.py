@@ -595,3 +595,24 @@ def test_a_bundle_without_digest_is_compiled_without_cache(tmp_path, monkeypatch
     fake_openvino(monkeypatch, core)
     B.compile_bundle(b, "CPU", cache_dir=tmp_path / "cache")
     assert core.props == {} and not (tmp_path / "cache").exists()
+
+
+def test_a_damaged_cache_that_cannot_be_removed_does_not_stop_the_compile(tmp_path, monkeypatch, home):
+    """Removing a damaged cache folder is best effort (a file vanishing meanwhile, a locked file on
+    Windows): an rmtree that fails must not turn into an error for the user."""
+    root = make_bundle(tmp_path / "b")
+    b = B.load_bundle(root, require_trust=False)
+    fake_openvino(monkeypatch, FakeCore([1, 1, 512, 192]))
+    folder = tmp_path / "cache" / f"{b.digest[:16]}-CPU"
+    folder.mkdir(parents=True)
+    (folder / "planted").write_bytes(b"x")  # no index: not intact
+    real_rmtree = B.shutil.rmtree
+
+    def stubborn(path, ignore_errors=False, **kw):
+        if not ignore_errors:
+            raise OSError("in use")
+        return real_rmtree(path, ignore_errors=True, **kw)
+
+    monkeypatch.setattr(B.shutil, "rmtree", stubborn)
+    B.compile_bundle(b, "CPU", cache_dir=tmp_path / "cache")
+    assert (folder / "sarco-cache.json").exists()

@@ -305,3 +305,18 @@ def test_femur_support_of_known_rows():
     one_px = np.zeros((4, 4), bool)
     one_px[1, 1] = True
     assert femur_support(one_px, one_px) is None
+
+
+def test_the_grey_band_is_every_second_row_between_the_muscle_rows():
+    """The reference band for the muscle's grey level: rows lo..hi of the muscle, every 2nd row and
+    column. Rows outside it (the row after hi) or odd rows must not move q05/q95: here the even
+    rows hold 0.2 and 0.4, the odd rows 0.9 and the row after the muscle 1.0."""
+    px = np.full((40, 40), 0.2, np.float32)
+    px[:, 20:] = 0.4
+    px[11:20:2, :] = 0.9  # odd rows inside the muscle rows
+    px[20, :] = 1.0  # the row after the muscle
+    mask = np.zeros((40, 40), bool)
+    mask[10:20, :] = True  # rows 10..19: lo 10, hi 19
+    a = anatomy(film(px), mask, BOTH)
+    muscle = float(np.median(px[mask][::7]))
+    assert a.muscle_level == pytest.approx((muscle - 0.2) / (0.4 - 0.2))
