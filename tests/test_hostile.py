@@ -197,3 +197,60 @@ def test_the_reader_opens_files_for_reading_only(tmp_path: Path, monkeypatch):
     read_film(tmp_path / "x.png", spacing_mm=0.5)
     read_film(tmp_path / "ok.dcm")
     assert modes and not [m for m in modes if any(c in m for c in "wa+")], modes
+
+
+def _read_as_ordinary_user(paths: list[Path]) -> list[str]:
+    """Each path's outcome, read in a forked child that dropped root for `nobody` first, if root (the
+    interpreter itself may live where `nobody` cannot go, so no fresh process is started)."""
+    import json
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        code = 1
+        try:
+            os.close(r)
+            if os.geteuid() == 0:
+                os.setgid(65534)
+                os.setuid(65534)
+            out = []
+            for p in paths:
+                try:
+                    open(p, "r+b").close()
+                    out.append("writable")
+                except PermissionError:
+                    f = read_film(p, spacing_mm=0.5)
+                    out.append(f"uid {os.geteuid()} {f.pixels.shape}")
+            os.write(w, json.dumps(out).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(w)
+    with os.fdopen(r, "rb") as fh:
+        data = fh.read()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0 and data, "the child failed"
+    return json.loads(data)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only (fork, setuid)")
+def test_read_only_films_read_as_a_non_root_user(tmp_path: Path):
+    """As an ordinary user (`nobody` when the suite runs as root, as CI does): a read-only DICOM
+    and a read-only PNG read, a write-open of them is refused (so a reader that opened files for
+    writing would fail here), and neither file changes."""
+    import cv2
+
+    uid = 65534 if os.geteuid() == 0 else os.geteuid()
+    tmp_path.chmod(0o755)
+    for parent in tmp_path.parents:  # pytest's base folders are private to root
+        if parent == Path("/tmp") or parent == Path("/"):
+            break
+        parent.chmod(parent.stat().st_mode | 0o055)
+    dcm = write_dicom(tmp_path / "ok.dcm", grey_film(), BitsStored=12, PixelSpacing=[0.2, 0.2])
+    png = tmp_path / "ok.png"
+    cv2.imwrite(str(png), (grey_film() >> 4).astype(np.uint8))
+    for p in (dcm, png):
+        p.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    before = {p: _sha(p) for p in (dcm, png)}
+    assert _read_as_ordinary_user([dcm, png]) == [f"uid {uid} (64, 48)"] * 2
+    assert {p: _sha(p) for p in (dcm, png)} == before
