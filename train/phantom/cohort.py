@@ -175,6 +175,34 @@ def ceiling(rows: list[dict]) -> dict:
     return out
 
 
+def person_cells(p) -> dict:
+    """The person's columns of cases.csv (both generators write them in this order)."""
+    return {
+        "sex": p.sex,
+        "age": p.age,
+        "height_m": p.height_m,
+        "weight_kg": p.weight_kg,
+        "dexa_alm_kg": round(p.dexa_alm_kg, 3),
+        "dexa_smi": round(p.dexa_smi, 4),
+    }
+
+
+def truth_cells(p, res: dict) -> dict:
+    """The film's truth columns: label areas on the native grid, the person's muscle masses, spacing."""
+    return {
+        "thigh_muscle_area_cm2": res["thigh_muscle_area_cm2"],
+        "right_cm2": res["right_cm2"],
+        "left_cm2": res["left_cm2"],
+        "thigh_fat_area_cm2": res["thigh_fat_area_cm2"],
+        "calf_muscle_area_cm2": res["calf_muscle_area_cm2"],
+        "thigh_muscle_volume_cm3": round(p.thigh_muscle_volume_cm3, 1),
+        "thigh_muscle_kg": round(sum(leg.thigh_muscle_kg for leg in p.legs), 3),
+        "arm_muscle_kg": round(p.arm_muscle_kg, 3),
+        "calf_muscle_kg": round(sum(leg.calf_muscle_kg for leg in p.legs), 3),
+        "pixel_spacing_mm": res["pixel_spacing_mm"],
+    }
+
+
 def generate(
     out: Path,
     n: int,
@@ -237,24 +265,10 @@ def generate(
                 "person_id": p.person_id,
                 "image": f"images/{task.case_id}.dcm",
                 "mask": f"masks/{task.case_id}.png",
-                "sex": p.sex,
-                "age": p.age,
-                "height_m": p.height_m,
-                "weight_kg": p.weight_kg,
-                "dexa_alm_kg": round(p.dexa_alm_kg, 3),
-                "dexa_smi": round(p.dexa_smi, 4),
+                **person_cells(p),
                 "split": splits[pi],
                 "view": task.view,
-                "thigh_muscle_area_cm2": res["thigh_muscle_area_cm2"],
-                "right_cm2": res["right_cm2"],
-                "left_cm2": res["left_cm2"],
-                "thigh_fat_area_cm2": res["thigh_fat_area_cm2"],
-                "calf_muscle_area_cm2": res["calf_muscle_area_cm2"],
-                "thigh_muscle_volume_cm3": round(p.thigh_muscle_volume_cm3, 1),
-                "thigh_muscle_kg": round(sum(l.thigh_muscle_kg for l in p.legs), 3),
-                "arm_muscle_kg": round(p.arm_muscle_kg, 3),
-                "calf_muscle_kg": round(sum(l.calf_muscle_kg for l in p.legs), 3),
-                "pixel_spacing_mm": res["pixel_spacing_mm"],
+                **truth_cells(p, res),
                 "imager_pixel_spacing_mm": spacing_mm,
                 "magnification": round(acq["magnification"], 4),
                 "rows": res["n_rows"],
