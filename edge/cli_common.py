@@ -32,13 +32,18 @@ def _new_screener(model: Path | None, device: str, hint: str | None = None):
     return Screener(model, device, hint=hint)
 
 
+def check_device(device: str | None) -> None:
+    """An OpenVINO device name, or one usage line (exit 2) before anything is loaded."""
+    if not _DEVICE.match(device or ""):
+        raise fail("--device must be CPU, GPU, GPU.N, NPU or AUTO (AUTO:..., MULTI:..., HETERO:...)", 2)
+
+
 def _screener(model: Path | None, device: str, hint: str | None = None, loading=None):
     """The screener (bundle verified, model compiled), or one error line; `loading`: a future of
     `_new_screener` already started (screen compiles while it reads the film)."""
     from .bundle import BundleError
 
-    if not _DEVICE.match(device or ""):
-        raise fail("--device must be CPU, GPU, GPU.N, NPU or AUTO (AUTO:..., MULTI:..., HETERO:...)", 2)
+    check_device(device)
     try:
         return loading.result() if loading else _new_screener(model, device, hint)
     except BundleError as e:

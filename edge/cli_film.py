@@ -24,6 +24,7 @@ from .cli_common import (
     _new_screener,
     _options,
     _screener,
+    check_device,
     err,
     fail,
     out,
@@ -193,8 +194,7 @@ def _batch_engine(engine, scheduler, model, device, workers, opts, overlays):
     from .bundle import BundleError, load_bundle
     from .engine import DaskEngine, EngineError
 
-    if not _DEVICE.match(device or ""):
-        raise fail("--device must be CPU, GPU, GPU.N, NPU or AUTO (AUTO:..., MULTI:..., HETERO:...)", 2)
+    check_device(device)
     try:
         load_bundle(model)  # a bad bundle is one line here, before any worker starts
         return None, DaskEngine(model, device, opts, overlays, max(workers, 1), scheduler)
