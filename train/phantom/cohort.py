@@ -203,6 +203,14 @@ def truth_cells(p, res: dict) -> dict:
     }
 
 
+def write_dataset_info(out: Path, info: dict, results: list[dict]) -> None:
+    """dataset.json (atomically), and preview.png from the first films' thumbnails if any."""
+    write_text_atomic(out / "dataset.json", json.dumps(info, indent=2))
+    thumbs = [r["thumb"] for r in results if "thumb" in r]
+    if thumbs:
+        _contact_sheet(thumbs, out / "preview.png")
+
+
 def generate(
     out: Path,
     n: int,
@@ -309,8 +317,5 @@ def generate(
         "awgs2019_low_smi_share": round(len(low) / max(len(people), 1), 4),
         "timing": {"median_s_per_film": round(float(np.median(secs)), 3), "workers": workers, "wall_s": round(wall, 2)},
     }
-    write_text_atomic(out / "dataset.json", json.dumps(info, indent=2))
-    thumbs = [r["thumb"] for r in results if "thumb" in r]
-    if thumbs:
-        _contact_sheet(thumbs, out / "preview.png")
+    write_dataset_info(out, info, results)
     return info

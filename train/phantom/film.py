@@ -219,6 +219,17 @@ def _objects_in_beam(P: np.ndarray, grid: Grid, a: Acquisition, p: Person, rng: 
         P += lead * 0.05 * inside
 
 
+def rotate(P: np.ndarray, labels: np.ndarray, side: np.ndarray, deg: float) -> tuple[np.ndarray, ...]:
+    """The patient turned in the beam: the path lengths (linear) and both label maps (nearest)
+    rotated together about the film's centre, by `deg`."""
+    rows, cols = P.shape
+    M = cv2.getRotationMatrix2D((cols / 2, rows / 2), deg, 1.0)
+    P = cv2.warpAffine(P, M, (cols, rows), flags=cv2.INTER_LINEAR, borderValue=0)
+    labels = cv2.warpAffine(labels, M, (cols, rows), flags=cv2.INTER_NEAREST, borderValue=0)
+    side = cv2.warpAffine(side, M, (cols, rows), flags=cv2.INTER_NEAREST, borderValue=0)
+    return P, labels, side
+
+
 def render(p: Person, a: Acquisition, rng: np.random.Generator) -> tuple[np.ndarray, Projection]:
     """Render the stored pixel array (uint16, `a.bits` stored) and the projection with labels."""
     grid = _grid(a)
@@ -239,10 +250,7 @@ def render(p: Person, a: Acquisition, rng: np.random.Generator) -> tuple[np.ndar
     P = P.astype(np.float32)
     labels, side = proj.labels, proj.side
     if a.rotation_deg:
-        M = cv2.getRotationMatrix2D((grid.cols / 2, grid.rows / 2), a.rotation_deg, 1.0)
-        P = cv2.warpAffine(P, M, (grid.cols, grid.rows), flags=cv2.INTER_LINEAR, borderValue=0)
-        labels = cv2.warpAffine(labels, M, (grid.cols, grid.rows), flags=cv2.INTER_NEAREST, borderValue=0)
-        side = cv2.warpAffine(side, M, (grid.cols, grid.rows), flags=cv2.INTER_NEAREST, borderValue=0)
+        P, labels, side = rotate(P, labels, side, a.rotation_deg)
     body_P = P.copy()
     _objects_in_beam(P, grid, a, p, rng)
     # Stitched exposures: each has its own heel gradient and exposure; a small shift at each seam.

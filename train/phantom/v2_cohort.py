@@ -10,7 +10,6 @@ for any number of workers. Raster films carry their true pixel spacing in cases.
 
 from __future__ import annotations
 
-import json
 import multiprocessing as mp
 import time
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edge.files import write_csv_atomic, write_text_atomic
+from edge.files import write_csv_atomic
 
 from . import GENERATOR_NAME
 from .anatomy import LABELS, SIDE_CODE
@@ -28,15 +27,16 @@ from .cohort import (
     COMPRESSION,
     PREVIEW_FILMS,
     SPLITS,
-    _contact_sheet,
     _thumbnail,
     assign_splits,
     ceiling,
     person_cells,
     plan_people,
     truth_cells,
+    write_dataset_info,
 )
 from .dicom_writer import build_dataset, write_dicom
+from .film import rotate
 from .person import Person
 from .v2_body import Shape, build_body, path_lengths, sample_shape2, with_stance
 from .v2_scene import (
@@ -76,10 +76,7 @@ def render2(p: Person, sh: Shape, a: Acq2, rng: np.random.Generator) -> tuple[np
     P = attenuation(path_lengths(body), p, a.energy_kev)
     labels, side = body.labels, body.side
     if a.rotation_deg:
-        M = cv2.getRotationMatrix2D((grid.cols / 2, grid.rows / 2), a.rotation_deg, 1.0)
-        P = cv2.warpAffine(P, M, (grid.cols, grid.rows), flags=cv2.INTER_LINEAR, borderValue=0)
-        labels = cv2.warpAffine(labels, M, (grid.cols, grid.rows), flags=cv2.INTER_NEAREST, borderValue=0)
-        side = cv2.warpAffine(side, M, (grid.cols, grid.rows), flags=cv2.INTER_NEAREST, borderValue=0)
+        P, labels, side = rotate(P, labels, side, a.rotation_deg)
     body_P = P.copy()
     objects_in_beam(P, grid, a, p, rng)
     _, beam = stitch([P, body_P, labels, side], a, grid.rows, rng)
@@ -270,8 +267,5 @@ def generate2(
         "awgs2019_low_smi_share": round(len(low) / max(len(people), 1), 4),
         "timing": {"median_s_per_film": round(float(np.median(secs)), 3), "workers": workers, "wall_s": round(wall, 2)},
     }
-    write_text_atomic(out / "dataset.json", json.dumps(info, indent=2))
-    thumbs = [r["thumb"] for r in results if "thumb" in r]
-    if thumbs:
-        _contact_sheet(thumbs, out / "preview.png")
+    write_dataset_info(out, info, results)
     return info
