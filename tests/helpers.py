@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import subprocess
 import sys
 from pathlib import Path
@@ -14,3 +15,9 @@ def run_cli(module: str, *args: str, timeout: int = 300) -> subprocess.Completed
     return subprocess.run(
         [sys.executable, "-m", module, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO
     )
+
+
+def cohort_rows(cohort: Path) -> list[dict]:
+    """A cohort's cases.csv as it is on disk: every column a string, as written."""
+    with open(cohort / "cases.csv", newline="") as f:
+        return list(csv.DictReader(f))

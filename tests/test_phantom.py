@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from pathlib import Path
@@ -13,17 +12,12 @@ import pydicom
 import pytest
 
 from edge.reader import read_film
-from tests.helpers import run_cli
+from tests.helpers import cohort_rows, run_cli
 from train.phantom.anatomy import LABELS, _thigh_profile
 from train.phantom.cohort import ceiling
 from train.phantom.film import mu
 from train.phantom.geometry import Grid, capsule, ellipsoid
 from train.phantom.person import sample_person
-
-
-def _cases(cohort: Path) -> list[dict]:
-    with open(cohort / "cases.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -41,7 +35,7 @@ def test_layout_and_dataset_json(demo_cohort: Path):
     assert info["generator"]["name"] and info["generator"]["version"]
     assert set(info["ceiling"]) >= {"r_pooled", "r_F", "r_M", "n_pooled"}
     assert 0.0 <= info["awgs2019_low_smi_share"] <= 1.0
-    rows = _cases(demo_cohort)
+    rows = cohort_rows(demo_cohort)
     assert len(rows) == 8
     for col in (
         "case_id",
@@ -71,7 +65,7 @@ def test_layout_and_dataset_json(demo_cohort: Path):
 
 
 def test_every_dicom_carries_the_tags_and_masks_hold_labels(demo_cohort: Path):
-    for r in _cases(demo_cohort):
+    for r in cohort_rows(demo_cohort):
         ds = pydicom.dcmread(demo_cohort / r["image"])
         for tag in (
             "PixelSpacing",
@@ -104,7 +98,7 @@ def test_every_dicom_carries_the_tags_and_masks_hold_labels(demo_cohort: Path):
 
 def test_splits_are_by_person(demo_cohort: Path):
     seen: dict[str, str] = {}
-    for r in _cases(demo_cohort):
+    for r in cohort_rows(demo_cohort):
         assert seen.setdefault(r["person_id"], r["split"]) == r["split"]
     assert set(seen.values()) <= {"train", "val", "test"}
 
@@ -128,7 +122,7 @@ def test_refuses_to_overwrite_a_cohort(demo_cohort: Path):
 
 
 def test_reader_round_trip_spacing_sex_height_and_bone_bright(demo_cohort: Path):
-    for r in _cases(demo_cohort):
+    for r in cohort_rows(demo_cohort):
         path = demo_cohort / r["image"]
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         film = read_film(path)

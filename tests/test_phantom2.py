@@ -4,7 +4,6 @@ and thigh muscle shaped by the Visible Human sections."""
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from pathlib import Path
@@ -15,7 +14,7 @@ import pytest
 
 from edge.dataset import load_cases
 from edge.reader import read_film
-from tests.helpers import run_cli
+from tests.helpers import cohort_rows, run_cli
 from train.evaluate import raster_spacing
 from train.phantom.anatomy import LABELS
 from train.phantom.cohort import plan_people
@@ -24,11 +23,6 @@ from train.phantom.v2_anatomy import at_levels, blended, person_sections, vh_sec
 from train.phantom.v2_body import build_body, sample_shape2, with_stance
 
 N_FILMS, SEED = 8, 4
-
-
-def _cases(cohort: Path) -> list[dict]:
-    with open(cohort / "cases.csv", newline="") as f:
-        return list(csv.DictReader(f))
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -53,7 +47,7 @@ def test_layout_like_generator_1(gen2: Path):
     assert info["labels"] == {"background": 0, "thigh_muscle": 1, "thigh_fat": 2, "bone": 3, "calf_muscle": 4}
     assert info["generator"]["version"].startswith("2.") and info["generator"]["generation"] == 2
     assert info["n_films"] == N_FILMS and set(info["ceiling"]) >= {"r_pooled", "r_F", "r_M"}
-    rows = _cases(gen2)
+    rows = cohort_rows(gen2)
     for col in ("case_id", "person_id", "image", "mask", "sex", "dexa_smi", "split", "view", "pixel_spacing_mm"):
         assert col in rows[0]
     for col in ("thigh_muscle_area_cm2", "right_cm2", "left_cm2", "thigh_fat_area_cm2", "calf_muscle_area_cm2"):
@@ -68,7 +62,7 @@ def test_layout_like_generator_1(gen2: Path):
 
 def test_all_labels_and_truths_from_the_label_map(gen2: Path):
     seen: set[int] = set()
-    for r in _cases(gen2):
+    for r in cohort_rows(gen2):
         mask = cv2.imread(str(gen2 / r["mask"]), cv2.IMREAD_UNCHANGED)
         seen |= set(np.unique(mask).tolist())
         px = (float(r["pixel_spacing_mm"]) / 10.0) ** 2
@@ -84,7 +78,7 @@ def test_all_labels_and_truths_from_the_label_map(gen2: Path):
 
 
 def test_raster_exports_carry_their_spacing(gen2: Path):
-    rows = {r["case_id"]: r for r in _cases(gen2)}
+    rows = {r["case_id"]: r for r in cohort_rows(gen2)}
     n_raster = 0
     for case in load_cases(gen2):
         r = rows[case.case_id]
@@ -112,8 +106,8 @@ def test_same_seed_same_pixels_with_two_workers(gen2: Path, tmp_path: Path):
     # cases.csv holds per-film seconds: compare it without that column
     a.pop("cases.csv"), b.pop("cases.csv")
     assert a == b and len(a) == 2 * N_FILMS
-    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in _cases(gen2)]
-    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in _cases(out)]
+    strip = [{k: v for k, v in r.items() if k != "seconds"} for r in cohort_rows(gen2)]
+    assert strip == [{k: v for k, v in r.items() if k != "seconds"} for r in cohort_rows(out)]
 
 
 def test_population_and_dexa_within_phantom_md():
