@@ -20,14 +20,6 @@ import os as _os
 _os.environ.setdefault("OPENCV_IO_MAX_IMAGE_PIXELS", str(120_000_000))
 
 
-def _version() -> str:
-    """The installed package's version (pyproject.toml is the one source); a bare checkout says so."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("sarco-edge")
-    except PackageNotFoundError:
-        return "0+checkout"
-
-
-__version__ = _version()
+# The one place the version is written: pyproject.toml reads it from here (setuptools `attr`),
+# so a stale installed metadata can never disagree with the code, and nothing is looked up at import.
+__version__ = "0.2.0"
