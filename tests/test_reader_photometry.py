@@ -12,6 +12,7 @@ from edge.reader import read_film
 from tests.hostile import grey_film, write_dicom
 from tests.reader_support import (
     DATA_STORE,
+    PYDICOM_FILES,
 )
 
 
@@ -105,3 +106,61 @@ def test_rgb_dicom_with_grey_content_is_read_as_grey(tmp_path: Path) -> None:
     assert film.photometric == "RGB (grey content)"
     np.testing.assert_allclose(film.pixels, (grey - grey.min()) / float(grey.max() - grey.min()), atol=1e-6)
     assert any("read as grey" in note for note in film.notes)
+
+
+def _strip_path(path: Path, monkeypatch) -> np.ndarray:
+    """Pixels as read with the per-value table switched off (pydicom on every pixel)."""
+    from edge.reader import photometry
+
+    with monkeypatch.context() as m:
+        m.setattr(photometry, "_value_table", lambda arr, ds: None)
+        return read_film(path).pixels
+
+
+def test_value_table_gives_the_same_pixels_as_pydicom_on_every_pixel(tmp_path: Path, monkeypatch) -> None:
+    from edge.reader import photometry
+
+    rng = np.random.default_rng(3)
+    signed = rng.integers(-900, 2500, size=(64, 48)).astype(np.int16)
+    files = [DATA_STORE / n for n in ("mlut_18.dcm", "vlut_04.dcm")]
+    files += [PYDICOM_FILES / n for n in ("CT_small.dcm", "MR_small.dcm")]
+    files.append(
+        write_dicom(
+            tmp_path / "signed_window.dcm",
+            signed,
+            BitsStored=16,
+            PixelRepresentation=1,
+            RescaleSlope="0.5",
+            RescaleIntercept="-100",
+            WindowCenter="300",
+            WindowWidth="900",
+        )
+    )
+    files.append(
+        write_dicom(
+            tmp_path / "u12.dcm",
+            (grey_film() * 4000).astype(np.uint16),
+            BitsStored=12,
+            WindowCenter="1500",
+            WindowWidth="1200",
+        )
+    )
+    used = []
+    real = photometry._value_table
+    monkeypatch.setattr(photometry, "_value_table", lambda arr, ds: used.append(real(arr, ds)) or used[-1])
+    for path in files:
+        table_pixels = read_film(path).pixels
+        assert used[-1] is not None, f"{path.name}: the table was not used"
+        assert np.array_equal(table_pixels, _strip_path(path, monkeypatch)), path.name
+
+
+def test_value_table_steps_aside_for_float_and_very_wide_ranges() -> None:
+    from pydicom.dataset import Dataset
+
+    from edge.reader.photometry import _value_table
+
+    ds = Dataset()
+    assert _value_table(np.zeros((4, 4), np.float32), ds) is None
+    assert _value_table(np.array([[0, 1 << 20]], np.uint32), ds) is None
+    values, lo = _value_table(np.array([[-5, 7]], np.int16), ds)
+    assert lo == -5 and values.shape == (13,) and values.dtype == np.float32

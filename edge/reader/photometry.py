@@ -19,14 +19,63 @@ _GREY_TOLERANCE = 0.02
 # Rows per strip when applying LUTs, so large films never get a whole float64 copy.
 _STRIP_PIXELS = 1_000_000
 
+# Widest stored-value range looked up in a table of both LUT steps (16-bit films fit).
+_TABLE_MAX = 1 << 16
+
 
 def _grey_pipeline(arr: np.ndarray, ds: Dataset, notes: list[str]) -> np.ndarray:
     """Modality LUT/rescale, then VOI LUT/window, then min/max to [0, 1] float32.
 
-    Applied in strips of rows: both LUT steps are per-pixel, and pydicom's versions
-    promote to float64, which for a 3000 x 9000 film would be 216 MB per copy.
-    A step that fails on the first strip (malformed LUT, zero window width) is
-    skipped with a note rather than refusing an otherwise readable film.
+    Both LUT steps are functions of the stored value alone, so for integer pixels
+    they are computed once per value in the film's range (a table of at most 2**16
+    entries for 16-bit films) and the film is looked up in it: the same float32
+    values as applying pydicom to every pixel, at a fraction of the cost (pydicom's
+    windowing works in float64 and took about 17 ms of a 1.7 MP film's 35 ms read).
+    """
+    table = _value_table(arr, ds)
+    if table is None:
+        return _normalise_minmax(_luts_in_strips(arr, ds, notes))
+    values, lo = table
+    out = np.empty(arr.shape, dtype=np.float32)
+    step = max(1, _STRIP_PIXELS // max(1, arr.shape[1]))
+    # In strips because numpy makes an intp copy of the index; mode "clip" because
+    # "raise" buffers `out` (a copy per strip), and the table spans every stored value.
+    for start in range(0, arr.shape[0], step):
+        index = arr[start : start + step]
+        index = index if lo == 0 else index.astype(np.int64) - lo
+        np.take(values, index, out=out[start : start + step], mode="clip")
+    return _normalise_minmax(out)
+
+
+def _value_table(arr: np.ndarray, ds: Dataset) -> tuple[np.ndarray, int] | None:
+    """Both LUT steps for every value from the film's minimum to its maximum, and that minimum.
+
+    None for float pixels, for a range too wide for a table, or where a LUT step is
+    malformed on the table but not checked on the film itself (the strip path then
+    decides, and notes, from the film's own pixels, as before).
+    """
+    if arr.dtype.kind not in "ui" or arr.size == 0:
+        return None
+    lo, hi = int(arr.min()), int(arr.max())
+    if hi - lo >= _TABLE_MAX:
+        return None
+    if arr.dtype.kind == "u" and hi < _TABLE_MAX:
+        lo = 0  # the film indexes the table as it is, no subtraction
+    row = np.arange(lo, hi + 1, dtype=arr.dtype)[None, :]
+    quiet: list[str] = []
+    values = _luts_in_strips(row, ds, quiet)
+    if quiet:
+        return None
+    return values[0], lo
+
+
+def _luts_in_strips(arr: np.ndarray, ds: Dataset, notes: list[str]) -> np.ndarray:
+    """Modality then VOI LUT, in float32, applied in strips of rows.
+
+    In strips because pydicom's versions promote to float64, which for a 3000 x 9000
+    film would be 216 MB per copy. A step that fails on the first strip (malformed
+    LUT, zero window width) is skipped with a note rather than refusing an otherwise
+    readable film.
     """
     step = max(1, _STRIP_PIXELS // max(1, arr.shape[1]))
     use_modality = _lut_works(apply_modality_lut, arr[:step], ds)
@@ -46,7 +95,7 @@ def _grey_pipeline(arr: np.ndarray, ds: Dataset, notes: list[str]) -> np.ndarray
         if use_voi:
             chunk = apply_voi_lut(chunk, ds, index=0)
         out[start : start + step] = chunk
-    return _normalise_minmax(out)
+    return out
 
 
 def _lut_works(func: Any, sample: np.ndarray, ds: Dataset) -> bool:
