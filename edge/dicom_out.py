@@ -26,7 +26,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from . import __version__
-from .dicom_sr import MANUFACTURER, MUSCLE_OF_THIGH, SERIES_NUMBERS, SIDES, build_sr
+from .dicom_sr import MANUFACTURER, MUSCLE_OF_THIGH, SERIES_NUMBERS, SIDES
 from .files import fsync_dir
 from .measure import split_sides
 from .report import Report
@@ -192,17 +192,21 @@ def _publish(tmp: Path, final: Path) -> None:
 
 
 def _write_folder(out_dir: Path, name: str, build) -> Written:
-    """Build every object into a temp folder next to the final one, then publish it with one rename."""
-    from .files import write_bytes_atomic
-
+    """Build every object into a temp folder next to the final one, then publish it with one rename
+    (the files inside need no rename of their own: nothing sees the folder before it is published)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir, prefix=f".{name[:80]}.", suffix=".tmp"))
     try:
         objs = build(tmp)
         for kind, ds in objs.items():
-            buf = pydicom.filebase.DicomBytesIO()
-            pydicom.dcmwrite(buf, ds, enforce_file_format=True)
-            write_bytes_atomic(tmp / FILES[kind], buf.getvalue())
+            if not isinstance(ds, bytes):  # a highdicom/pydicom dataset (the reference builders)
+                buf = pydicom.filebase.DicomBytesIO()
+                pydicom.dcmwrite(buf, ds, enforce_file_format=True)
+                ds = buf.getvalue()
+            with open(tmp / FILES[kind], "wb") as f:
+                f.write(ds)
+                f.flush()
+                os.fsync(f.fileno())
         final = out_dir / name
         _publish(tmp, final)
     except BaseException:
@@ -211,28 +215,44 @@ def _write_folder(out_dir: Path, name: str, build) -> Written:
     return Written(final, {k: final / FILES[k] for k in objs})
 
 
-def write_outputs(out_dir: Path, name: str, source: Path, result) -> Written:
+def build_files(src: Dataset, result) -> dict[str, bytes]:
+    """The SEG, SR and SC files of one screened film (the SR alone for a not_assessable one), packed
+    directly (edge.dicom_fast, edge.dicom_sr_fast): the objects build_seg / build_sr / build_sc make."""
+    from .dicom_fast import Film, new_uid, sc_bytes, seg_bytes
+    from .dicom_sr_fast import sr_bytes
+
+    report, film = result.report, Film(src)
+    if report.flag == "not_assessable":
+        return {"sr": sr_bytes(film, new_uid(), report, None, report.reasons, report.model, report.note)}
+    if result.mask.shape != (int(src.Rows), int(src.Columns)):
+        raise DicomOutError("mask and source image differ in size: no SEG")
+    sides, labels = _segments(report, result.mask, result.film.pixels)
+    seg = (new_uid(), new_uid(), sides)
+    files = {"seg": seg_bytes(film, seg[1], seg[0], sides, labels, report.model)}
+    files["sr"] = sr_bytes(film, new_uid(), report, seg, report.reasons, report.model, report.note)
+    files["sc"] = sc_bytes(film, new_uid(), _overlay_rgb(result))
+    return files
+
+
+def write_outputs(out_dir: Path, name: str, source: Path, result, src: Dataset | None = None) -> Written:
     """SEG + SR + SC of one screened film (`screen.Result`) into `out_dir/name/`, atomically.
 
-    Raises DicomOutError when the source is not DICOM (one line, no identifiers).
+    `src`: the source's header where the caller has it (else it is read from `source`). Raises
+    DicomOutError when the source is not DICOM (one line, no identifiers).
     """
-    src = source_header(Path(source))
-    report = result.report
-
-    def build(tmp: Path) -> dict[str, Dataset]:
-        if report.flag == "not_assessable":
-            return {"sr": build_sr(src, report, None, report.reasons, report.model)}
-        seg = build_seg(src, report, result.mask, result.film.pixels)
-        sr = build_sr(src, report, seg, report.reasons, report.model)
-        return {"seg": seg, "sr": sr, "sc": build_sc(src, _overlay_rgb(result))}
-
-    return _write_folder(Path(out_dir), name, build)
+    src = source_header(Path(source)) if src is None else src
+    return _write_folder(Path(out_dir), name, lambda tmp: build_files(src, result))
 
 
 def write_unreadable(out_dir: Path, name: str, source: Path, reason: str, model: dict) -> Written:
     """A not_assessable SR for a DICOM file the screener could not read as a film (e.g. a CT slice)."""
+    from .dicom_fast import Film, new_uid
+    from .dicom_sr_fast import sr_bytes
+    from .screen import DISCLAIMER
+
     src = source_header(Path(source))
-    return _write_folder(Path(out_dir), name, lambda tmp: {"sr": build_sr(src, None, None, [reason], model)})
+    sr = sr_bytes(Film(src), new_uid(), None, None, [reason], model, DISCLAIMER)
+    return _write_folder(Path(out_dir), name, lambda tmp: {"sr": sr})
 
 
 def folder_name(rel: str) -> str:

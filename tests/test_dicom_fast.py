@@ -1,0 +1,157 @@
+"""The SEG, SR and SC packed directly (edge.dicom_fast, edge.dicom_sr_fast) equal highdicom's own
+(edge.dicom_out.build_seg / build_sc, edge.dicom_sr.build_sr) for the same film, element by element:
+new UIDs are compared by where they first appear (so references still point at the same object),
+dates and times and the processing-equipment item (which names this writer, not highdicom) aside."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import subprocess
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.filebase import DicomBytesIO
+
+from edge import dicom_fast, dicom_out
+from edge.dicom_sr import build_sr
+from edge.dicom_sr_fast import sr_bytes
+from edge.reader import read_film
+from edge.screen import DISCLAIMER, Options, Screener
+from tests.helpers import REPO
+
+SAMPLE = REPO / "tests" / "data" / "sample_long_leg.dcm"
+WHEN = {0x00080012, 0x00080013, 0x00080023, 0x00080033, 0x00181012, 0x00181014}
+
+
+@pytest.fixture(scope="module")
+def screened():
+    return Screener().screen(read_film(SAMPLE), Options())
+
+
+def _read(obj) -> pydicom.Dataset:
+    if not isinstance(obj, bytes):
+        buf = DicomBytesIO()
+        pydicom.dcmwrite(buf, obj, enforce_file_format=True)
+        obj = buf.getvalue()
+    return pydicom.dcmread(DicomBytesIO(obj))
+
+
+def _plain(ds: pydicom.Dataset, src: pydicom.Dataset, uids: dict) -> dict:
+    """{tag: value} with sequences as lists of such dicts; new UIDs as "uid<n>" in order of appearance."""
+    known = {
+        str(v) for k in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID") if (v := src.get(k))
+    }
+    out = {}
+    for elem in ds:
+        if elem.tag in WHEN or elem.tag == 0x7FE00010:
+            continue
+        if elem.VR == "SQ":
+            items = list(elem.value)
+            if elem.tag == 0x0018A001:  # contributing equipment: the source's item, then the writer (its own)
+                items = items[:-1]
+            out[elem.tag] = [_plain(i, src, uids) for i in items]
+        elif (
+            elem.VR == "UI"
+            and elem.value
+            and str(elem.value) not in known
+            and not str(elem.value).startswith("1.2.840.10008.")
+        ):
+            out[elem.tag] = uids.setdefault(str(elem.value), f"uid{len(uids)}")
+        else:
+            out[elem.tag] = (elem.VR if elem.VR != "OB or OW" else "OB", str(elem.value))
+    return out
+
+
+def _same(fast: bytes, ref, src, extra: tuple[str, ...] = ()) -> tuple[pydicom.Dataset, pydicom.Dataset]:
+    a, b = _read(fast), _read(ref)
+    pa, pb = _plain(a, src, {}), _plain(b, src, {})
+    for tag in set(pa) - set(pb):  # what only the packed object has: from the source's modules listed
+        assert pydicom.datadict.keyword_for_tag(tag) in extra, f"{tag} only in the packed object"
+        del pa[tag]
+    assert pa == pb
+    return a, b
+
+
+def _objects(src, result, one_side: bool = False):
+    report = result.report
+    if one_side:
+        report = dataclasses.replace(report, sides_seen=1, right_cm2=None, left_cm2=None)
+        result = dataclasses.replace(result, report=report)
+    film = dicom_fast.Film(src)
+    sides, labels = dicom_out._segments(report, result.mask, result.film.pixels)
+    seg_uid, series = dicom_fast.new_uid(), dicom_fast.new_uid()
+    fast_seg = dicom_fast.seg_bytes(film, seg_uid, series, sides, labels, report.model)
+    ref_seg = dicom_out.build_seg(src, report, result.mask, result.film.pixels)
+    fast_sr = sr_bytes(film, dicom_fast.new_uid(), report, (series, seg_uid, sides), report.reasons, report.model,
+                       report.note)  # fmt: skip
+    ref_sr = build_sr(src, report, ref_seg, report.reasons, report.model)
+    return (fast_seg, ref_seg), (fast_sr, ref_sr), sides
+
+
+@pytest.mark.parametrize("one_side", [False, True])
+def test_seg_and_sr_equal_highdicoms(screened, one_side):
+    src = dicom_out.source_header(SAMPLE)
+    (fast_seg, ref_seg), (fast_sr, ref_sr), sides = _objects(src, screened, one_side)
+    assert sides == (["both"] if one_side else ["right", "left"])
+    a, b = _same(fast_seg, ref_seg, src)
+    n = (len(sides) * screened.mask.size + 7) // 8  # the same bits, packed the same way (padding aside)
+    assert a.PixelData[:n] == b.PixelData[:n] and len(a.PixelData) == len(b.PixelData)
+    frames = a.pixel_array.reshape(len(sides), *screened.mask.shape).astype(bool)
+    assert np.array_equal(frames.any(axis=0), screened.mask.astype(bool)) and frames.sum() == screened.mask.sum()
+    _same(fast_sr, ref_sr, src)
+
+
+def test_sr_of_a_not_assessable_and_an_unreadable_film(screened):
+    src = dicom_out.source_header(SAMPLE)
+    report = dataclasses.replace(screened.report, flag="not_assessable", reasons=["too dark", "no thigh"])
+    film = dicom_fast.Film(src)
+    fast = sr_bytes(film, dicom_fast.new_uid(), report, None, report.reasons, report.model, report.note)
+    _same(fast, build_sr(src, report, None, report.reasons, report.model), src)
+    model = screened.report.model
+    fast = sr_bytes(film, dicom_fast.new_uid(), None, None, ["a CT slice"], model, DISCLAIMER)
+    _same(fast, build_sr(src, None, None, ["a CT slice"], model), src)
+
+
+def test_sc_equals_highdicoms_and_carries_the_source_modules(screened):
+    src = dicom_out.source_header(SAMPLE)
+    rgb = dicom_out._overlay_rgb(screened)
+    fast = dicom_fast.sc_bytes(dicom_fast.Film(src), dicom_fast.new_uid(), rgb)
+    a, _ = _same(fast, dicom_out.build_sc(src, rgb), src, extra=tuple(dicom_fast.PATIENT_STUDY))
+    assert np.array_equal(a.pixel_array, rgb)
+    assert a.StudyDescription == src.StudyDescription and a.PatientAge == src.PatientAge
+
+
+def test_source_without_spacing_orientation_or_equipment_and_with_a_character_set(screened):
+    """Absent source attributes stay absent (or empty where type 2); a Latin-1 name is copied in its
+    own character set, byte for byte as highdicom copies it."""
+    src = dicom_out.source_header(SAMPLE)
+    for keyword in ("PixelSpacing", "PatientOrientation", "Manufacturer", "PatientAge"):
+        delattr(src, keyword)
+    src.SpecificCharacterSet = "ISO_IR 100"
+    src.PatientName = "Müller^Jürgen"
+    (fast_seg, ref_seg), (fast_sr, ref_sr), _ = _objects(src, screened)
+    a, _ = _same(fast_seg, ref_seg, src)
+    assert a.PatientName == "Müller^Jürgen" and "PixelMeasuresSequence" not in a.SharedFunctionalGroupsSequence[0]
+    _same(fast_sr, ref_sr, src)
+
+
+def test_patient_study_list_is_highdicoms():
+    from highdicom.base import get_iod_module_map, get_module_attribute_map, get_sop_class_iod_map
+
+    iods, modules, attributes = get_sop_class_iod_map(), get_iod_module_map(), get_module_attribute_map()
+    for sop_class in ("1.2.840.10008.5.1.4.1.1.1.1", "1.2.840.10008.5.1.4.1.1.1.1.1", "1.2.840.10008.5.1.4.1.1.1"):
+        keys = [str(a["keyword"]) for m in modules[iods[sop_class]] if m["ie"] in ("Patient", "Study")
+                for a in attributes[m["key"]] if not a["path"]]  # fmt: skip
+        assert keys == list(dicom_fast.PATIENT_STUDY)
+
+
+def test_written_folder_passes_dciodvfy(tmp_path, screened):
+    exe = shutil.which("dciodvfy")
+    assert exe, "dciodvfy not found: apt-get install dicom3tools (CI installs it)"
+    written = dicom_out.write_outputs(tmp_path, "film", SAMPLE, screened)
+    assert sorted(written.files) == ["sc", "seg", "sr"]
+    for path in written.files.values():
+        out = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
+        assert [x for x in (out.stdout + out.stderr).splitlines() if x.startswith("Error")] == [], path.name
