@@ -1,20 +1,22 @@
-"""`batch --dicom-out`: each film's SEG/SR/SC folder is written in a writer process while the batch
+"""`batch --dicom-out`: each film's SEG/SR/SC folder is written in a writer thread while the batch
 screens the next films.
 
-Building the three objects is pure Python (highdicom, pydicom): in a thread of the batch process it
-holds the interpreter lock that the screening needs, so it is done in a `spawn` process pool
-(clinic laptops run Windows) and the batch only pickles the screened film over. A film is handed on
-(and gets its CSV row) only once its folder is published, in input order, so a batch stopped at any
-point and resumed redoes exactly the films whose row is missing. A writer process that dies (out of
-memory) does not stop the batch: that film's folder, and every later one, is written in this process.
+Packing the three objects costs a few ms of CPU per film (edge.dicom_fast: mostly NumPy and
+OpenCV, which release the interpreter lock, and joining bytes), less than handing the screened film
+to another process would: pickling its float pixels and mask (about 8 MB) and that process's
+start-up (highdicom and pydicom imports, about 0.5 CPU s). So one thread of the batch process
+writes, and its fsyncs overlap the screening. (`processes` > 0 still gives a `spawn` process pool,
+as before the objects were packed directly.) A film is handed on (and gets its CSV row) only once
+its folder is published, in input order, so a batch stopped at any point and resumed redoes exactly
+the films whose row is missing. A writer process that dies (out of memory) does not stop the batch:
+that film's folder, and every later one, is written in this process.
 """
 
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections import deque
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -22,8 +24,8 @@ AHEAD = 4  # screened films waiting for their folder, at most (each holds a film
 
 
 def writer_processes() -> int:
-    """One writer process per two cores (the screening keeps the others busy), one at least, two at most."""
-    return max(1, min(2, (os.cpu_count() or 1) // 2))
+    """0: the folders are written by one thread of the batch process (see the module docstring)."""
+    return 0
 
 
 def write_one(out_dir: Path, name: str, path: Path, outcome) -> str:
@@ -58,7 +60,7 @@ class DicomTee:
         self.out_dir, self.inner = Path(out_dir), inner
         self.processes = writer_processes() if processes is None else processes
         self.counts = {"dicom_folders": 0, "dicom_not_dicom": 0, "dicom_failed": 0}
-        self.pool: ProcessPoolExecutor | None = None
+        self.pool: Executor | None = None
 
     def __call__(self, todo):
         from .dicom_out import folder_name
@@ -66,6 +68,8 @@ class DicomTee:
         if self.processes > 0:
             ctx = multiprocessing.get_context("spawn")
             self.pool = ProcessPoolExecutor(self.processes, mp_context=ctx, initializer=_init_writer)
+        else:
+            self.pool = ThreadPoolExecutor(1, thread_name_prefix="dicom-out")
         held: deque = deque()
         try:
             for entry, outcome in self.inner(todo):

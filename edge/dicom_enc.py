@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable
+from functools import lru_cache
 
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
@@ -74,6 +75,12 @@ def code(value: str, scheme: str, meaning: str) -> Elements:
     key = (0x00080119, "UC") if len(value) > 16 else (0x00080100, "SH")
     return {key[0]: el(key[0], key[1], value), 0x00080102: el(0x00080102, "SH", scheme),
             0x00080104: el(0x00080104, "LO", meaning)}  # fmt: skip
+
+
+@lru_cache(maxsize=4096)
+def code_sq(tag: int, value: str, scheme: str, meaning: str) -> bytes:
+    """A sequence of one code item, packed once (the same concepts recur in every film's objects)."""
+    return sq(tag, [code(value, scheme, meaning)])
 
 
 def code_of(c) -> Elements:

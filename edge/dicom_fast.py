@@ -16,8 +16,8 @@ import numpy as np
 from pydicom.dataset import Dataset
 
 from . import __version__
-from .dicom_enc import Elements, code, copied, el, file_bytes, raw, sq
-from .dicom_sr import MANUFACTURER, MUSCLE_OF_THIGH, SERIES_NUMBERS, SIDES
+from .dicom_codes import MANUFACTURER, MUSCLE_OF_THIGH, SERIES_NUMBERS, SIDES
+from .dicom_enc import Elements, code_sq, copied, el, file_bytes, raw, sq
 
 SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"
@@ -98,7 +98,7 @@ def _equipment(film: Film) -> bytes:
         elif src.get("AcquisitionDate") and src.get("AcquisitionTime"):
             acq[0x0018A002] = el(0x0018A002, "DT", f"{src.AcquisitionDate}{src.AcquisitionTime}")
         acq[0x0018A003] = el(0x0018A003, "ST", "Acquisition equipment of the source image(s)")
-        acq[PURPOSE] = sq(PURPOSE, [code("109101", "DCM", "Acquisition Equipment")])
+        acq[PURPOSE] = code_sq(PURPOSE, "109101", "DCM", "Acquisition Equipment")
         items.append(acq)
     items.append({
         0x00080070: el(0x00080070, "LO", MANUFACTURER),
@@ -106,7 +106,7 @@ def _equipment(film: Film) -> bytes:
         0x00181020: el(0x00181020, "LO", __version__),
         0x0018A002: el(0x0018A002, "DT", film.date + film.time),
         0x0018A003: el(0x0018A003, "ST", "Software used to create this instance"),
-        PURPOSE: sq(PURPOSE, [code("109102", "DCM", "Processing Equipment")]),
+        PURPOSE: code_sq(PURPOSE, "109102", "DCM", "Processing Equipment"),
     })  # fmt: skip
     return sq(0x0018A001, items)
 
@@ -141,21 +141,21 @@ def _segment(number: int, side: str, model: dict) -> dict:
     name = f"sarco-edge {model['name']}"
     params = f"sha256={model['sha256']},precision={model['precision']}"
     algorithm = {
-        0x0066002F: sq(0x0066002F, [code("123110", "DCM", "Artificial Intelligence")]),
+        0x0066002F: code_sq(0x0066002F, "123110", "DCM", "Artificial Intelligence"),
         0x00660031: el(0x00660031, "LO", str(model["version"])),
         0x00660032: el(0x00660032, "LT", params),
         0x00660036: el(0x00660036, "LO", name),
     }
     out = {
-        0x00082218: sq(0x00082218, [code("68367000", "SCT", "Thigh")]),
-        0x00620003: sq(0x00620003, [code("91723000", "SCT", "Anatomical Structure")]),
+        0x00082218: code_sq(0x00082218, "68367000", "SCT", "Thigh"),
+        0x00620003: code_sq(0x00620003, "91723000", "SCT", "Anatomical Structure"),
         0x00620004: el(0x00620004, "US", number), 0x00620005: el(0x00620005, "LO", label),
         0x00620007: sq(0x00620007, [algorithm]), 0x00620008: el(0x00620008, "CS", "AUTOMATIC"),
         0x00620009: el(0x00620009, "LO", name),
-        0x0062000F: sq(0x0062000F, [code(MUSCLE_OF_THIGH.value, "SCT", MUSCLE_OF_THIGH.meaning)]),
+        0x0062000F: code_sq(0x0062000F, MUSCLE_OF_THIGH.value, "SCT", MUSCLE_OF_THIGH.meaning),
     }  # fmt: skip
     if side in SIDES:
-        out[0x00082228] = sq(0x00082228, [code(SIDES[side].value, "SCT", SIDES[side].meaning)])
+        out[0x00082228] = code_sq(0x00082228, SIDES[side].value, "SCT", SIDES[side].meaning)
     return out
 
 
@@ -166,9 +166,9 @@ def _segment_id(number: int) -> bytes:
 def _frame(src: Dataset, number: int, shared: bool) -> dict:
     source = _ref(src.SOPClassUID, src.SOPInstanceUID)
     source[0x0028135A] = el(0x0028135A, "CS", "YES")
-    source[PURPOSE] = sq(PURPOSE, [code("121322", "DCM", "Source image for image processing operation")])
+    source[PURPOSE] = code_sq(PURPOSE, "121322", "DCM", "Source image for image processing operation")
     derivation = {0x00082112: sq(0x00082112, [source]),
-                  0x00089215: sq(0x00089215, [code("113076", "DCM", "Segmentation")])}  # fmt: skip
+                  0x00089215: code_sq(0x00089215, "113076", "DCM", "Segmentation")}  # fmt: skip
     out = {0x00089124: sq(0x00089124, [derivation]),
            0x00209111: sq(0x00209111, [{0x00209157: el(0x00209157, "UL", number)}])}  # fmt: skip
     if not shared:
@@ -181,7 +181,9 @@ def seg_bytes(film: Film, uid: str, series: str, sides: list[str], labels: np.nd
     src = film.src
     out = common(film, SEG_CLASS, uid, series, "seg", "SEG", "sarco-edge thigh muscle")
     dim = new_uid()
-    frames = np.stack([labels == n for n in range(1, len(sides) + 1)])
+    frames = np.empty((len(sides), *labels.shape), bool)
+    for n in range(len(sides)):
+        np.equal(labels, n + 1, out=frames[n])
     out.update({
         0x00080008: el(0x00080008, "CS", ["DERIVED", "PRIMARY"]),
         0x00081090: el(0x00081090, "LO", f"{model['name']} {model['version']}"),
@@ -210,6 +212,35 @@ def seg_bytes(film: Film, uid: str, series: str, sides: list[str], labels: np.nd
         shared[0x00289110] = sq(0x00289110, [copied(src, ["PixelSpacing"])])
     out[0x52009229] = sq(0x52009229, [shared])  # an empty item where there is neither (as highdicom)
     return file_bytes(SEG_CLASS, uid, out)
+
+
+_TINT = ((np.arange(256)[:, None] + np.array([40, 40, 255])) >> 1).astype(np.uint8).reshape(256, 1, 3)
+SC_MAX_ROWS = 1200  # the SC is the film on a grid of f x f blocks, f the least integer giving at most this
+
+
+def sc_overlay(pixels: np.ndarray, mask: np.ndarray, lines: list[str]) -> np.ndarray:
+    """The SC's picture (RGB, uint8): the film on a grid of f x f blocks (each SC pixel the mean of
+    one block, f = ceil(rows / SC_MAX_ROWS)), the muscle tinted red with its outline, the report's
+    lines as on `--overlay` (which redraws the film at up to 1600 rows, about 4 times the CPU).
+
+    A whole-number f keeps the geometry plain for a reader (an SC pixel is f x f film pixels) and
+    lets OpenCV average blocks on its fast path; the full-resolution result is the SEG.
+    """
+    import cv2
+
+    from .screen import draw_lines
+
+    f = max(1, -(-pixels.shape[0] // SC_MAX_ROWS))
+    h, w = max(pixels.shape[0] // f, 1), max(pixels.shape[1] // f, 1)
+    small = cv2.resize(pixels[: h * f, : w * f], (w, h), interpolation=cv2.INTER_AREA) if f > 1 else pixels
+    grey = (np.clip(small, 0, 1) * 255).astype(np.uint8)
+    m = np.ascontiguousarray(mask[: h * f : f, : w * f : f], dtype=np.uint8)  # nearest: each block's first pixel
+    bgr = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+    cv2.copyTo(cv2.LUT(bgr, _TINT), m, bgr)  # the muscle: half film, half red
+    cnts, _ = cv2.findContours(m, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(bgr, cnts, -1, (0, 0, 255), 1)
+    draw_lines(bgr, lines)
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
 
 
 def sc_bytes(film: Film, uid: str, rgb: np.ndarray) -> bytes:

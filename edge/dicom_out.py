@@ -17,19 +17,22 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
-import highdicom as hd
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from . import __version__
-from .dicom_sr import MANUFACTURER, MUSCLE_OF_THIGH, SERIES_NUMBERS, SIDES
+from .dicom_codes import MANUFACTURER, MUSCLE_OF_THIGH, SERIES_NUMBERS, SIDES
 from .files import fsync_dir
 from .measure import split_sides
 from .report import Report
+
+if TYPE_CHECKING:
+    import highdicom as hd
 
 FILES = {"seg": "seg.dcm", "sr": "sr.dcm", "sc": "sc.dcm"}
 TYPE2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "StudyID",
@@ -66,21 +69,30 @@ def side_labels(mask: np.ndarray, pixels: np.ndarray) -> np.ndarray | None:
 
     split_sides assigns whole 8-connected blobs by their centroid to the side of one x, so the
     image-left side is a prefix of the blobs sorted by centroid x; its pixel count picks the prefix.
+    Both run on the mask's bounding box: the same blobs, the same gaps between them (inside the
+    box) and the same muscle pixels in the same order, so the same split, on a third of the pixels.
     """
     mask = mask.astype(bool)
-    counts = split_sides(mask, pixels)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    crop = mask[box]
+    counts = split_sides(crop, pixels[box])
     if counts is None:
         return None
-    n, lab, stats, cent = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    n, lab, stats, cent = cv2.connectedComponentsWithStats(crop.view(np.uint8), connectivity=8)
     order = sorted(range(1, n), key=lambda i: cent[i][0])
     total = 0
     for k, i in enumerate(order):
         total += int(stats[i, cv2.CC_STAT_AREA])
         if total == counts[0]:
-            side = np.full(n, 2, np.uint8)  # blob -> side, looked up per pixel
+            side = np.full(max(n, 256), 2, np.uint8)  # blob -> side, looked up per pixel
             side[0] = 0
             side[order[: k + 1]] = 1
-            return side[lab]
+            out = np.zeros(mask.shape, np.uint8)
+            out[box] = cv2.LUT(lab.astype(np.uint8), side[:256]) if n <= 256 else side[lab]
+            return out
     raise ValueError("side split could not be reproduced from the mask")
 
 
@@ -100,6 +112,8 @@ def _segments(report: Report, mask: np.ndarray, pixels: np.ndarray) -> tuple[lis
 
 
 def _algorithm(model: dict) -> hd.AlgorithmIdentificationSequence:
+    import highdicom as hd
+
     return hd.AlgorithmIdentificationSequence(
         name=f"sarco-edge {model['name']}",
         family=codes.cid7162.ArtificialIntelligence,
@@ -109,7 +123,10 @@ def _algorithm(model: dict) -> hd.AlgorithmIdentificationSequence:
 
 
 def build_seg(src: Dataset, report: Report, mask: np.ndarray, pixels: np.ndarray) -> hd.seg.Segmentation:
-    """Binary SEG on the source's pixel grid, a segment per thigh seen as two (else one)."""
+    """Binary SEG on the source's pixel grid, a segment per thigh seen as two (else one): highdicom's,
+    the reference for edge.dicom_fast.seg_bytes (what `--dicom-out` writes)."""
+    import highdicom as hd
+
     if mask.shape != (int(src.Rows), int(src.Columns)):
         raise DicomOutError("mask and source image differ in size: no SEG")
     sides, labels = _segments(report, mask, pixels)
@@ -153,6 +170,8 @@ def build_seg(src: Dataset, report: Report, mask: np.ndarray, pixels: np.ndarray
 
 def build_sc(src: Dataset, rgb: np.ndarray) -> Dataset:
     """The overlay as a Secondary Capture in the source's study (patient and study copied, new series)."""
+    import highdicom as hd
+
     orientation = src.get("PatientOrientation")
     sc = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=src,
@@ -170,13 +189,6 @@ def build_sc(src: Dataset, rgb: np.ndarray) -> Dataset:
     )
     sc.Laterality = None  # General Series, type 2C: both thighs, so no single side
     return sc
-
-
-def _overlay_rgb(result) -> np.ndarray:
-    """The same picture as `--overlay` (screen.write_overlay), as RGB pixels (drawn, never re-read)."""
-    from .screen import overlay_image
-
-    return cv2.cvtColor(overlay_image(result.film, result.mask, result.report), cv2.COLOR_BGR2RGB)
 
 
 def _publish(tmp: Path, final: Path) -> None:
@@ -218,7 +230,7 @@ def _write_folder(out_dir: Path, name: str, build) -> Written:
 def build_files(src: Dataset, result) -> dict[str, bytes]:
     """The SEG, SR and SC files of one screened film (the SR alone for a not_assessable one), packed
     directly (edge.dicom_fast, edge.dicom_sr_fast): the objects build_seg / build_sr / build_sc make."""
-    from .dicom_fast import Film, new_uid, sc_bytes, seg_bytes
+    from .dicom_fast import Film, new_uid, sc_bytes, sc_overlay, seg_bytes
     from .dicom_sr_fast import sr_bytes
 
     report, film = result.report, Film(src)
@@ -230,7 +242,7 @@ def build_files(src: Dataset, result) -> dict[str, bytes]:
     seg = (new_uid(), new_uid(), sides)
     files = {"seg": seg_bytes(film, seg[1], seg[0], sides, labels, report.model)}
     files["sr"] = sr_bytes(film, new_uid(), report, seg, report.reasons, report.model, report.note)
-    files["sc"] = sc_bytes(film, new_uid(), _overlay_rgb(result))
+    files["sc"] = sc_bytes(film, new_uid(), sc_overlay(result.film.pixels, result.mask, report.overlay_lines()))
     return files
 
 

@@ -10,9 +10,9 @@ from functools import cache
 from pydicom.valuerep import format_number_as_ds
 
 from . import __version__
-from .dicom_enc import Elements, code, code_of, el, file_bytes, sq
+from .dicom_codes import CM, CM2, KG_M2, NO_UNIT, SIDES, local
+from .dicom_enc import Elements, code_sq, el, file_bytes, sq
 from .dicom_fast import SEG_CLASS, SR_CLASS, Film, common, new_uid
-from .dicom_sr import CM, CM2, KG_M2, NO_UNIT, SIDES, local
 from .report import Report
 
 REL, VT, NAME, CONCEPT, TEXT, UID, MEASURED, CONTENT = (
@@ -23,13 +23,13 @@ HAS_MOD, HAS_CTX = "HAS CONCEPT MOD", "HAS OBS CONTEXT"
 
 
 def _item(rel: str, kind: str, name: tuple, **more: bytes) -> Elements:
-    out = {REL: el(REL, "CS", rel), VT: el(VT, "CS", kind), NAME: sq(NAME, [code(*name)])}
+    out = {REL: el(REL, "CS", rel), VT: el(VT, "CS", kind), NAME: code_sq(NAME, *name)}
     out.update({int(k[1:], 16): v for k, v in more.items()})
     return out
 
 
 def _code_item(rel: str, name: tuple, value: tuple) -> Elements:
-    return _item(rel, "CODE", name, t0040A168=sq(CONCEPT, [code(*value)]))
+    return _item(rel, "CODE", name, t0040A168=code_sq(CONCEPT, *value))
 
 
 def _text(rel: str, name: tuple, value: str) -> Elements:
@@ -48,7 +48,7 @@ def _num(name: tuple, value: float | None, unit, sites: list | None = None) -> l
     if value is None:
         return []
     value = float(value)
-    measured = {0x004008EA: sq(0x004008EA, [code_of(unit)]), 0x0040A161: el(0x0040A161, "FD", value),
+    measured = {0x004008EA: code_sq(0x004008EA, unit.value, unit.scheme_designator, unit.meaning), 0x0040A161: el(0x0040A161, "FD", value),
                 0x0040A30A: el(0x0040A30A, "DS", format_number_as_ds(value))}  # fmt: skip
     out = _item("CONTAINS", "NUM", name, t0040A300=sq(MEASURED, [measured]))
     if sites:
@@ -199,7 +199,7 @@ def sr_bytes(film: Film, uid: str, report: Report | None, seg: tuple[str, str, l
     out = common(film, SR_CLASS, uid, new_uid(), "sr", "SR", "sarco-edge screening report")
     out.update({
         0x00081111: sq(0x00081111, []), VT: el(VT, "CS", "CONTAINER"),
-        NAME: sq(NAME, [code("126000", "DCM", "Imaging Measurement Report")]),
+        NAME: code_sq(NAME, "126000", "DCM", "Imaging Measurement Report"),
         0x0040A050: el(0x0040A050, "CS", "CONTINUOUS"), 0x0040A372: sq(0x0040A372, []),
         0x0040A375: _evidence(film, seg[:2] if seg else None), 0x0040A491: el(0x0040A491, "CS", "COMPLETE"),
         0x0040A493: el(0x0040A493, "CS", "UNVERIFIED"), 0x0040A496: el(0x0040A496, "CS", "PRELIMINARY"),

@@ -206,7 +206,7 @@ def write_overlay(path: Path, film: Film, mask: np.ndarray, report: Report, max_
 
 
 def overlay_image(film: Film, mask: np.ndarray, report: Report, max_height: int = 1600) -> np.ndarray:
-    """The overlay's pixels (BGR, uint8): `write_overlay`'s picture, and the DICOM SC's."""
+    """The overlay's pixels (BGR, uint8): `write_overlay`'s picture (the DICOM SC's is edge.dicom_fast.sc_overlay)."""
     img = (np.clip(film.pixels, 0, 1) * 255).astype(np.uint8)
     scale = min(1.0, max_height / img.shape[0])
     size = (max(int(img.shape[1] * scale), 1), max(int(img.shape[0] * scale), 1))
@@ -217,12 +217,18 @@ def overlay_image(film: Film, mask: np.ndarray, report: Report, max_height: int 
     red[m] = (0.5 * red[m] + 0.5 * np.array([40, 40, 255])).astype(np.uint8)
     cnts, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     cv2.drawContours(red, cnts, -1, (0, 0, 255), 1)
-    lines = report.overlay_lines()
-    # Text on a dark box sized by getTextSize, drawn once: no outline pass whose width could
-    # differ from the text's (OpenCV 5 draws thick strokes wider, which garbled outlined text).
+    draw_lines(red, report.overlay_lines())
+    return red
+
+
+def draw_lines(bgr: np.ndarray, lines: list[str]) -> None:
+    """The report's lines at the top left, each on a dark box (in place).
+
+    Text on a dark box sized by getTextSize, drawn once: no outline pass whose width could
+    differ from the text's (OpenCV 5 draws thick strokes wider, which garbled outlined text).
+    """
     for i, t in enumerate(lines):
         (tw, th), base = cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1)
         y = 22 + 22 * i
-        cv2.rectangle(red, (4, y - th - 4), (12 + tw, y + base + 2), (0, 0, 0), -1)
-        cv2.putText(red, t, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 0), 1, cv2.LINE_AA)
-    return red
+        cv2.rectangle(bgr, (4, y - th - 4), (12 + tw, y + base + 2), (0, 0, 0), -1)
+        cv2.putText(bgr, t, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 0), 1, cv2.LINE_AA)

@@ -90,10 +90,10 @@ def profile(films: Path, n: int) -> None:
         prof.runcall(lambda: [write_outputs(Path(tmp), f"b{i}", f, r) for i, (f, r) in enumerate(done)])
     stats = pstats.Stats(prof).stats
     total = max(v[3] for v in stats.values())
-    parts = ("build_sr", "build_seg", "build_sc", "_overlay_rgb", "dcmwrite", "write_bytes_atomic", "deepcopy",
-             "collect_evidence", "_from_dataset_derived", "side_masks", "side_labels")  # fmt: skip
+    parts = ("build_files", "seg_bytes", "sr_bytes", "sc_bytes", "sc_overlay", "side_labels", "split_sides",
+             "source_header", "copied", "_write_folder", "fsync")  # fmt: skip
     for (path, _line, name), v in sorted(stats.items(), key=lambda kv: -kv[1][3]):
-        if name in parts and ("edge" in path or "highdicom" in path or "pydicom" in path or "copy.py" in path):
+        if name in parts:
             print(f"{100 * v[3] / total:5.1f} %  {name}  ({Path(path).parent.name}/{Path(path).name})")
 
 

@@ -1,5 +1,6 @@
-"""`batch --dicom-out`'s writer process (edge.dicom_batch): films come out in input order, each once
-its folder is written; a full disk stops the batch; a writer process that dies does not."""
+"""`batch --dicom-out`'s writer (edge.dicom_batch): a thread by default, a process pool on request;
+films come out in input order, each once its folder is written; a full disk stops the batch; a
+writer process that dies does not."""
 
 from __future__ import annotations
 
@@ -76,3 +77,29 @@ def test_unwritable_output_stops_the_batch(tmp_path):
     tee = DicomTee(tmp_path / "file" / "d", inner, processes=1)
     with pytest.raises(OSError):
         list(tee(entries))
+
+
+class SeenBy:
+    """An outcome that notes which process and thread ask for its film (the writer does)."""
+
+    mask = np.zeros(1)
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[bool, str]] = []
+
+    @property
+    def film(self) -> Film:
+        import threading
+
+        self.seen.append((multiprocessing.parent_process() is None, threading.current_thread().name))
+        return Film("png")
+
+
+def test_default_writer_is_a_thread_of_the_batch_process(tmp_path):
+    """No process to start and no film to pickle: one thread of this process writes the folders."""
+    outcomes = [SeenBy() for _ in range(3)]
+    entries, inner = stream(outcomes)
+    tee = DicomTee(tmp_path / "d", inner)
+    assert [o for _, o in tee(entries)] == outcomes and tee.counts["dicom_not_dicom"] == 3
+    assert all(o.seen for o in outcomes)  # asked here (a process would have asked a pickled copy)
+    assert all(main and name.startswith("dicom-out") for o in outcomes for main, name in o.seen)

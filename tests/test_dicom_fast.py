@@ -116,7 +116,7 @@ def test_sr_of_a_not_assessable_and_an_unreadable_film(screened):
 
 def test_sc_equals_highdicoms_and_carries_the_source_modules(screened):
     src = dicom_out.source_header(SAMPLE)
-    rgb = dicom_out._overlay_rgb(screened)
+    rgb = dicom_fast.sc_overlay(screened.film.pixels, screened.mask, screened.report.overlay_lines())
     fast = dicom_fast.sc_bytes(dicom_fast.Film(src), dicom_fast.new_uid(), rgb)
     a, _ = _same(fast, dicom_out.build_sc(src, rgb), src, extra=tuple(dicom_fast.PATIENT_STUDY))
     assert np.array_equal(a.pixel_array, rgb)
@@ -155,3 +155,44 @@ def test_written_folder_passes_dciodvfy(tmp_path, screened):
     for path in written.files.values():
         out = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=60)
         assert [x for x in (out.stdout + out.stderr).splitlines() if x.startswith("Error")] == [], path.name
+
+
+def test_sc_overlay_blocks_tint_and_size():
+    """f = ceil(rows / 1200): each SC pixel the mean of an f x f block; muscle half film, half red."""
+    from edge.dicom_fast import sc_overlay
+
+    pixels = np.full((2401, 300), 0.5, np.float32)
+    pixels[:, 150:] = 1.0
+    mask = np.zeros(pixels.shape, bool)
+    mask[1200:2100, 30:120] = True
+    rgb = sc_overlay(pixels, mask, ["line"])
+    assert rgb.shape == (800, 100, 3) and rgb.dtype == np.uint8  # f = 3
+    assert tuple(rgb[200, 20]) == (127, 127, 127) and tuple(rgb[500, 80]) == (255, 255, 255)
+    assert tuple(rgb[550, 25]) == ((127 + 255) >> 1, (127 + 40) >> 1, (127 + 40) >> 1)  # inside the muscle
+    assert tuple(rgb[400, 25]) == (255, 0, 0)  # its outline
+    assert sc_overlay(pixels[:2400], mask[:2400], []).shape == (1200, 150, 3)  # f = 2
+    assert sc_overlay(pixels[:1200], mask[:1200], []).shape == (1200, 300, 3)  # f = 1
+
+
+def test_side_labels_on_the_bounding_box_equal_the_whole_film(screened):
+    """side_labels splits the mask's bounding box; the label map is the one the whole film gives."""
+    import cv2
+
+    from edge.measure import split_sides
+
+    def whole(mask, pixels):
+        counts = split_sides(mask, pixels)
+        n, lab, stats, cent = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+        order, total = sorted(range(1, n), key=lambda i: cent[i][0]), 0
+        for k, i in enumerate(order):
+            total += int(stats[i, cv2.CC_STAT_AREA])
+            if total == counts[0]:
+                side = np.full(n, 2, np.uint8)
+                side[0], side[order[: k + 1]] = 0, 1
+                return side[lab]
+
+    mask, pixels = screened.mask.astype(bool), screened.film.pixels
+    got = dicom_out.side_labels(mask, pixels)
+    assert np.array_equal(got, whole(mask, pixels))
+    assert np.count_nonzero(got == 1) > 0 and np.count_nonzero(got == 2) > 0
+    assert np.array_equal(got > 0, mask)
