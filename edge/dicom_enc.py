@@ -88,17 +88,20 @@ def code_of(c) -> Elements:
     return code(c.value, c.scheme_designator, c.meaning)
 
 
-def copied(src: Dataset, keywords: Iterable[str]) -> Elements:
+@lru_cache(maxsize=64)
+def _tags(keywords: tuple[str, ...]) -> frozenset[int]:
+    from pydicom.datadict import tag_for_keyword
+
+    return frozenset(t for k in keywords if (t := tag_for_keyword(k)) is not None)
+
+
+def copied(src: Dataset, keywords: tuple[str, ...]) -> Elements:
     """The source's elements of these keywords, where present, encoded by pydicom with its character set."""
     from pydicom.charset import convert_encodings
-    from pydicom.datadict import tag_for_keyword
 
     encodings = convert_encodings(src.get("SpecificCharacterSet") or "ISO_IR 6")
     out: Elements = {}
-    for keyword in keywords:
-        tag = tag_for_keyword(keyword)
-        if tag is None or tag not in src:
-            continue
+    for tag in _tags(keywords).intersection(src.keys()):
         fp = DicomBytesIO()
         fp.is_little_endian, fp.is_implicit_VR = True, False
         write_data_element(fp, src[tag], encodings)

@@ -79,12 +79,14 @@ class Film:
     patient_study: Elements = field(init=False)
     date: str = field(init=False)
     time: str = field(init=False)
+    equipment: bytes = field(init=False)
 
     def __post_init__(self) -> None:
-        self.patient_study = copied(self.src, ["SpecificCharacterSet", *PATIENT_STUDY])
+        self.patient_study = copied(self.src, ("SpecificCharacterSet", *PATIENT_STUDY))
         now = time.time()
         self.date = time.strftime("%Y%m%d", time.localtime(now))
         self.time = time.strftime("%H%M%S", time.localtime(now)) + f".{int(now % 1 * 1e6):06d}"
+        self.equipment = _equipment(self)
 
 
 def _equipment(film: Film) -> bytes:
@@ -119,7 +121,7 @@ def common(film: Film, sop_class: str, uid: str, series: str, kind: str, modalit
         0x00080016: el(0x00080016, "UI", sop_class), 0x00080018: el(0x00080018, "UI", uid),
         0x00080023: el(0x00080023, "DA", film.date), 0x00080033: el(0x00080033, "TM", film.time),
         0x00080060: el(0x00080060, "CS", modality), 0x00080070: el(0x00080070, "LO", MANUFACTURER),
-        0x0008103E: el(0x0008103E, "LO", description), 0x0018A001: _equipment(film),
+        0x0008103E: el(0x0008103E, "LO", description), 0x0018A001: film.equipment,
         0x0020000E: el(0x0020000E, "UI", series), 0x00200011: el(0x00200011, "IS", str(SERIES_NUMBERS[kind])),
         0x00200013: el(0x00200013, "IS", "1"),
     })  # fmt: skip
@@ -209,7 +211,7 @@ def seg_bytes(film: Film, uid: str, series: str, sides: list[str], labels: np.nd
     })  # fmt: skip
     shared = {0x0062000A: _segment_id(1)} if len(sides) == 1 else {}  # one segment: shared by every frame
     if "PixelSpacing" in src:
-        shared[0x00289110] = sq(0x00289110, [copied(src, ["PixelSpacing"])])
+        shared[0x00289110] = sq(0x00289110, [copied(src, ("PixelSpacing",))])
     out[0x52009229] = sq(0x52009229, [shared])  # an empty item where there is neither (as highdicom)
     return file_bytes(SEG_CLASS, uid, out)
 

@@ -11,7 +11,7 @@ from pydicom.valuerep import format_number_as_ds
 
 from . import __version__
 from .dicom_codes import CM, CM2, KG_M2, NO_UNIT, SIDES, local
-from .dicom_enc import Elements, code_sq, el, file_bytes, sq
+from .dicom_enc import Elements, code_sq, el, file_bytes, item, sq
 from .dicom_fast import SEG_CLASS, SR_CLASS, Film, common, new_uid
 from .report import Report
 
@@ -71,6 +71,7 @@ def _image(name: tuple, sop_class: str, uid: str, segment: int | None = None) ->
     return _item("CONTAINS", "IMAGE", name, t00081199=sq(SOP_REFS, [ref]))
 
 
+@cache
 def _loc(value: str, meaning: str | None = None) -> tuple:
     c = local(value, meaning)
     return c.value, c.scheme_designator, c.meaning
@@ -81,12 +82,21 @@ def _group_head(identifier: str, model: dict) -> list:
     return [
         _text(HAS_CTX, ("112039", "DCM", "Tracking Identifier"), identifier),
         _item(HAS_CTX, "UIDREF", ("112040", "DCM", "Tracking Unique Identifier"), t0040A124=el(UID, "UI", new_uid())),
-        _code_item("CONTAINS", ("121071", "DCM", "Finding"), ("50092008", "SCT", "Muscle of thigh")),
-        _text(HAS_MOD, ("111001", "DCM", "Algorithm Name"), f"sarco-edge {model['name']}"),
-        _text(HAS_MOD, ("111003", "DCM", "Algorithm Version"), str(model["version"])),
-        _text(HAS_MOD, ("111002", "DCM", "Algorithm Parameters"), f"sha256={model['sha256']}"),
-        _text(HAS_MOD, ("111002", "DCM", "Algorithm Parameters"), f"precision={model['precision']}"),
+        *_finding_and_algorithm(model["name"], str(model["version"]), model["sha256"], model["precision"]),
     ]
+
+
+@cache
+def _finding_and_algorithm(name: str, version: str, sha256: str, precision: str) -> tuple[bytes, ...]:
+    """The same in every group of every film of a bundle: packed once."""
+    items = [
+        _code_item("CONTAINS", ("121071", "DCM", "Finding"), ("50092008", "SCT", "Muscle of thigh")),
+        _text(HAS_MOD, ("111001", "DCM", "Algorithm Name"), f"sarco-edge {name}"),
+        _text(HAS_MOD, ("111003", "DCM", "Algorithm Version"), version),
+        _text(HAS_MOD, ("111002", "DCM", "Algorithm Parameters"), f"sha256={sha256}"),
+        _text(HAS_MOD, ("111002", "DCM", "Algorithm Parameters"), f"precision={precision}"),
+    ]
+    return tuple(item(i) for i in items)
 
 
 def _film_measurements(report: Report) -> list:
@@ -148,24 +158,29 @@ def _device_uid() -> str:
     return pydicom.uid.generate_uid(entropy_srcs=["sarco-edge device"])  # as edge.dicom_sr._device_context
 
 
-def _context() -> list:
-    return [
-        _code_item(
-            HAS_MOD,
-            ("121049", "DCM", "Language of Content Item and Descendants"),
-            ("en-US", "RFC5646", "English (United States)"),
-        ),
-        _code_item(HAS_CTX, ("121005", "DCM", "Observer Type"), ("121007", "DCM", "Device")),
-        _item(HAS_CTX, "UIDREF", ("121012", "DCM", "Device Observer UID"), t0040A124=el(UID, "UI", _device_uid())),
-        _text(HAS_CTX, ("121013", "DCM", "Device Observer Name"), "sarco-edge"),
-        _text(HAS_CTX, ("121014", "DCM", "Device Observer Manufacturer"), "sarco-edge"),
-        _text(HAS_CTX, ("121015", "DCM", "Device Observer Model Name"), __version__),
-        _code_item(
-            HAS_MOD,
-            ("121058", "DCM", "Procedure reported"),
-            _loc("thigh_muscle_screening", "Thigh muscle screening on a long-leg radiograph"),
-        ),
-    ]
+@cache
+def _context() -> tuple[bytes, ...]:
+    """The language and the observer (this device): the same in every SR, packed once."""
+    return tuple(
+        item(i)
+        for i in [
+            _code_item(
+                HAS_MOD,
+                ("121049", "DCM", "Language of Content Item and Descendants"),
+                ("en-US", "RFC5646", "English (United States)"),
+            ),
+            _code_item(HAS_CTX, ("121005", "DCM", "Observer Type"), ("121007", "DCM", "Device")),
+            _item(HAS_CTX, "UIDREF", ("121012", "DCM", "Device Observer UID"), t0040A124=el(UID, "UI", _device_uid())),
+            _text(HAS_CTX, ("121013", "DCM", "Device Observer Name"), "sarco-edge"),
+            _text(HAS_CTX, ("121014", "DCM", "Device Observer Manufacturer"), "sarco-edge"),
+            _text(HAS_CTX, ("121015", "DCM", "Device Observer Model Name"), __version__),
+            _code_item(
+                HAS_MOD,
+                ("121058", "DCM", "Procedure reported"),
+                _loc("thigh_muscle_screening", "Thigh muscle screening on a long-leg radiograph"),
+            ),
+        ]
+    )
 
 
 def _evidence(film: Film, seg: tuple[str, str] | None) -> bytes:
@@ -192,7 +207,8 @@ def sr_bytes(film: Film, uid: str, report: Report | None, seg: tuple[str, str, l
     rel = "CONTAINS"
     statements = [_text(rel, _loc("statement", "Screening statement"), note)]
     statements += [_text(rel, _loc("reason", "Reason"), r) for r in reasons]
-    content = _context() + [
+    content = [
+        *_context(),
         _container(rel, ("126010", "DCM", "Imaging Measurements"), groups),
         _container(rel, ("C0034375", "UMLS", "Qualitative Evaluations"), statements),
     ]
