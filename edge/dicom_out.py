@@ -63,14 +63,16 @@ def source_header(path: Path) -> Dataset:
     return ds
 
 
-def side_labels(mask: np.ndarray, pixels: np.ndarray) -> np.ndarray | None:
+def side_labels(mask: np.ndarray, pixels: np.ndarray, reported: tuple | None = None) -> np.ndarray | None:
     """The mask as a label map, 1 = the patient's right (image left), 2 = left, exactly as
     measure.split_sides split it; None where it sees one thigh.
 
     split_sides assigns whole 8-connected blobs by their centroid to the side of one x, so the
     image-left side is a prefix of the blobs sorted by centroid x; its pixel count picks the prefix.
-    Both run on the mask's bounding box: the same blobs, the same gaps between them (inside the
-    box) and the same muscle pixels in the same order, so the same split, on a third of the pixels.
+    `reported` = (right_cm2, left_cm2, spacing_mm) of the screening's report: where exactly one
+    prefix rounds to both reported areas (as measure and screen compute them), that is the split,
+    and split_sides need not run again; else (no spacing, or tiny blobs at the split) it runs, on
+    the mask's bounding box: the same blobs, gaps and muscle pixels in the same order.
     """
     mask = mask.astype(bool)
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
@@ -78,22 +80,34 @@ def side_labels(mask: np.ndarray, pixels: np.ndarray) -> np.ndarray | None:
         return None
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     crop = mask[box]
-    counts = split_sides(crop, pixels[box])
-    if counts is None:
-        return None
     n, lab, stats, cent = cv2.connectedComponentsWithStats(crop.view(np.uint8), connectivity=8)
     order = sorted(range(1, n), key=lambda i: cent[i][0])
-    total = 0
-    for k, i in enumerate(order):
-        total += int(stats[i, cv2.CC_STAT_AREA])
-        if total == counts[0]:
-            side = np.full(max(n, 256), 2, np.uint8)  # blob -> side, looked up per pixel
-            side[0] = 0
-            side[order[: k + 1]] = 1
-            out = np.zeros(mask.shape, np.uint8)
-            out[box] = cv2.LUT(lab.astype(np.uint8), side[:256]) if n <= 256 else side[lab]
-            return out
-    raise ValueError("side split could not be reproduced from the mask")
+    prefix = np.cumsum([int(stats[i, cv2.CC_STAT_AREA]) for i in order]).tolist()
+    k = _prefix_from_report(prefix, reported)
+    if k is None:
+        counts = split_sides(crop, pixels[box])
+        if counts is None:
+            return None
+        if counts[0] not in prefix:
+            raise ValueError("side split could not be reproduced from the mask")
+        k = prefix.index(counts[0])
+    side = np.full(max(n, 256), 2, np.uint8)  # blob -> side, looked up per pixel
+    side[0] = 0
+    side[order[: k + 1]] = 1
+    out = np.zeros(mask.shape, np.uint8)
+    out[box] = cv2.LUT(lab.astype(np.uint8), side[:256]) if n <= 256 else side[lab]
+    return out
+
+
+def _prefix_from_report(prefix: list[int], reported: tuple | None) -> int | None:
+    """The one prefix whose pixels give the reported right and left areas (round(count * px, 2), as
+    measure.thigh_areas and Screener.report compute them); None if none or several do."""
+    if reported is None or None in reported[:2] or not reported[2]:
+        return None
+    right, left, (sy, sx) = reported
+    px, total = sy * sx / 100.0, prefix[-1]
+    hits = [k for k, p in enumerate(prefix) if round(p * px, 2) == right and round((total - p) * px, 2) == left]
+    return hits[0] if len(hits) == 1 else None
 
 
 def side_masks(mask: np.ndarray, pixels: np.ndarray) -> dict[str, np.ndarray]:
@@ -102,10 +116,11 @@ def side_masks(mask: np.ndarray, pixels: np.ndarray) -> dict[str, np.ndarray]:
     return {} if labels is None else {"right": labels == 1, "left": labels == 2}
 
 
-def _segments(report: Report, mask: np.ndarray, pixels: np.ndarray) -> tuple[list[str], np.ndarray]:
+def _segments(report: Report, mask: np.ndarray, pixels: np.ndarray, spacing=None) -> tuple[list[str], np.ndarray]:
     """The sides of the SEG's segments (one per thigh where two are seen, else "both") and the label
     map whose value n marks segment n (segments cannot overlap)."""
-    labels = side_labels(mask, pixels) if report.sides_seen == 2 else None
+    reported = (report.right_cm2, report.left_cm2, spacing)
+    labels = side_labels(mask, pixels, reported) if report.sides_seen == 2 else None
     if labels is not None:
         return ["right", "left"], labels
     return ["both"], mask.astype(bool).astype(np.uint8)
@@ -238,7 +253,7 @@ def build_files(src: Dataset, result) -> dict[str, bytes]:
         return {"sr": sr_bytes(film, new_uid(), report, None, report.reasons, report.model, report.note)}
     if result.mask.shape != (int(src.Rows), int(src.Columns)):
         raise DicomOutError("mask and source image differ in size: no SEG")
-    sides, labels = _segments(report, result.mask, result.film.pixels)
+    sides, labels = _segments(report, result.mask, result.film.pixels, result.film.spacing_mm)
     seg = (new_uid(), new_uid(), sides)
     files = {"seg": seg_bytes(film, seg[1], seg[0], sides, labels, report.model)}
     files["sr"] = sr_bytes(film, new_uid(), report, seg, report.reasons, report.model, report.note)

@@ -80,7 +80,7 @@ def _objects(src, result, one_side: bool = False):
         report = dataclasses.replace(report, sides_seen=1, right_cm2=None, left_cm2=None)
         result = dataclasses.replace(result, report=report)
     film = dicom_fast.Film(src)
-    sides, labels = dicom_out._segments(report, result.mask, result.film.pixels)
+    sides, labels = dicom_out._segments(report, result.mask, result.film.pixels, result.film.spacing_mm)
     seg_uid, series = dicom_fast.new_uid(), dicom_fast.new_uid()
     fast_seg = dicom_fast.seg_bytes(film, seg_uid, series, sides, labels, report.model)
     ref_seg = dicom_out.build_seg(src, report, result.mask, result.film.pixels)
@@ -196,3 +196,23 @@ def test_side_labels_on_the_bounding_box_equal_the_whole_film(screened):
     assert np.array_equal(got, whole(mask, pixels))
     assert np.count_nonzero(got == 1) > 0 and np.count_nonzero(got == 2) > 0
     assert np.array_equal(got > 0, mask)
+
+
+def test_side_split_from_the_reported_areas_is_split_sides(screened, monkeypatch):
+    """The reported right/left areas pick the same prefix of blobs as split_sides (which then need
+    not run); where several prefixes round to them, split_sides decides."""
+    from edge import measure
+
+    mask, pixels, rep = screened.mask.astype(bool), screened.film.pixels, screened.report
+    reported = (rep.right_cm2, rep.left_cm2, screened.film.spacing_mm)
+    calls = []
+    monkeypatch.setattr(dicom_out, "split_sides", lambda *a: calls.append(1) or measure.split_sides(*a))
+    assert np.array_equal(dicom_out.side_labels(mask, pixels, reported), dicom_out.side_labels(mask, pixels))
+    assert len(calls) == 1  # only the call without the reported areas
+
+    prefix = [400, 401, 1000]  # a one-pixel blob at the split: at 0.5 mm, 400 and 401 pixels both round to 1.0 cm2
+    assert dicom_out._prefix_from_report(prefix, (1.0, 1.5, (0.5, 0.5))) is None
+    assert dicom_out._prefix_from_report(prefix, (2.0, 0.5, (0.5, 0.5))) is None  # no prefix gives these
+    assert dicom_out._prefix_from_report([400, 1000], (1.0, 1.5, (0.5, 0.5))) == 0
+    assert dicom_out._prefix_from_report([400, 1000], (None, None, (0.5, 0.5))) is None
+    assert dicom_out._prefix_from_report([400, 1000], (1.0, 1.5, None)) is None
