@@ -100,8 +100,8 @@ def overlay_name(rel: str) -> str:
 
 
 def default_workers() -> int:
-    """Reading processes for a batch: one per CPU core, at most 4 (reading is about half of a
-    film's work; more processes only cost memory)."""
+    """Reading threads for a batch: one per CPU core, at most 4 (more only hold more films in
+    memory at once)."""
     return max(1, min(4, os.cpu_count() or 1))
 
 
@@ -178,7 +178,7 @@ def run_batch(
 ) -> dict:
     """Screen every entry into `out_csv`, one row each; OSError/BatchError stop it (one line).
 
-    `workers` > 0 reads films in that many worker processes while the model runs (edge.pipeline);
+    `workers` > 0 reads films in that many threads while the model runs (edge.pipeline);
     0 reads them in threads of this process. `outcomes(todo)`, if given, replaces both: an engine
     (edge.engine) that yields (entry, outcome) pairs, each entry once; this process still writes.
     """

@@ -335,9 +335,10 @@ def probabilities(logits: np.ndarray) -> np.ndarray:
     one-channel model, softmax over channels for a multi-class one."""
     z = np.asarray(logits[0], np.float32)
     if z.shape[0] == 1:
-        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+        return (1.0 / (1.0 + np.exp(-z))).astype(np.float32, copy=False)
     e = np.exp(z - z.max(axis=0, keepdims=True))
-    return (e / e.sum(axis=0, keepdims=True)).astype(np.float32)
+    e /= e.sum(axis=0, keepdims=True)  # in place: the same float32 quotients, one array fewer
+    return e
 
 
 def class_probabilities_of_pair(logits: np.ndarray, logits_mirrored: np.ndarray) -> np.ndarray:

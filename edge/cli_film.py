@@ -221,7 +221,10 @@ def batch(
     model: Path = MODEL,
     device: str = DEVICE,
     workers: int = typer.Option(
-        None, "--workers", min=0, help="Processes reading films while the model runs (default: CPU cores; 0: none)."
+        None,
+        "--workers",
+        min=0,
+        help="Threads reading films while the model runs (default: CPU cores, at most 4; 0: read ahead, model in turn).",
     ),
     engine: str = typer.Option("local", "--engine", help="local, or dask (optional extra: sarco-edge[cluster])."),
     scheduler: str = typer.Option(None, "--scheduler", help="With --engine dask: a cluster's scheduler address."),

@@ -1,25 +1,24 @@
-"""Batch at the speed of the model: films are read and preprocessed in worker processes while
-OpenVINO runs the model on earlier films, and this process (the one CSV writer) post-processes
-and hands the outcomes on in input order.
+"""Batch at the speed of the model: films are read and preprocessed in threads while OpenVINO
+runs the model on earlier films, and the calling thread (the one CSV writer) post-processes and
+hands the outcomes on in input order.
 
-- Reading: a `ProcessPoolExecutor` with the `spawn` context (clinic laptops run Windows, which has
-  no fork); workers run only module-level functions of this module. Each film is read by
-  `read_film` exactly as in a single-process batch: its limits (decompression bombs, declared
-  sizes) and its isolated decoder child with a timeout are unchanged inside the worker.
+- Reading: a thread pool. Chosen over worker processes by measurement (firmware_notes/profile.md):
+  a process had to send each film's float32 pixels back through a pipe (7 MB for a 1.7 MP film,
+  pickled on both sides) and cost a second interpreter's memory, while the reading itself is
+  numpy, OpenCV and pydicom's decoders, which release the GIL for the heavy part. Each film is
+  read by `read_film` exactly as in a single-process batch: its limits (decompression bombs,
+  declared sizes) and its isolated decoder child (gdcm, which can abort the interpreter) with a
+  timeout are unchanged.
 - Inference: an `AsyncInferQueue` on a throughput-hinted compile; the film and its mirror image
   (flip averaging) are two requests, merged with the same arithmetic as `flip_average`.
-- A worker that dies (killed, out of memory) breaks the pool: a new pool reads the films still
-  waiting, and the film being read when it died is tried once more, then gets an error row.
 """
 
 from __future__ import annotations
 
-import multiprocessing
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,21 +42,14 @@ class ScreenFailed(Exception):
     """Screening one film failed after it was read; str(e) is the row's one-line error."""
 
 
-def _init_worker() -> None:
-    import warnings
-
-    import cv2
-
-    warnings.simplefilter("ignore")  # as edge.cli.main does for the writer process
-    cv2.setNumThreads(1)  # a worker per core already: OpenCV's own threads would only contend
-
-
 def prepare(path: str, spacing_mm: float | None, size: tuple[int, int]) -> Prepared | ReadError | ScreenFailed:
-    """Worker side: read the film and make the model input; errors come back as values."""
+    """Reading thread: read the film and make the model input; errors come back as values."""
     try:
         film = read_film(path, spacing_mm=spacing_mm)
     except ReadError as err:
         return err
+    except Exception as exc:  # a bug, not a bad file: that film's row says so, the batch goes on
+        return ScreenFailed(f"reading failed ({type(exc).__name__})")
     try:
         x, box = to_model_input(film.pixels, size)
     except Exception as exc:  # one film must not stop the batch; the row says so
@@ -105,42 +97,18 @@ class Inference:
 
 
 class Readers:
-    """Worker processes reading films ahead, in order; a pool broken by a dying worker is replaced."""
+    """Threads reading films ahead; each entry's outcome is taken in input order."""
 
     def __init__(self, workers: int, spacing_mm: float | None, size: tuple[int, int]) -> None:
-        self.workers, self.args = workers, (spacing_mm, size)
-        self.ctx = multiprocessing.get_context("spawn")
-        self.pool = self._new_pool()
-
-    def _new_pool(self) -> ProcessPoolExecutor:
-        return ProcessPoolExecutor(self.workers, mp_context=self.ctx, initializer=_init_worker)
+        self.args = (spacing_mm, size)
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="sarco-read")
 
     def submit(self, entry) -> Future | None:
-        if entry.skip:
-            return None
-        try:
-            return self.pool.submit(prepare, str(entry.path), *self.args)
-        except BrokenProcessPool as exc:  # a worker died just now: result() renews the pool
-            lost: Future = Future()
-            lost.set_exception(exc)
-            return lost
+        return None if entry.skip else self.pool.submit(prepare, str(entry.path), *self.args)
 
-    def result(self, entry, fut, waiting: deque) -> Prepared | ReadError | ScreenFailed | None:
-        """The entry's outcome; after a broken pool, resubmit `waiting` and retry this one once."""
-        if fut is None:
-            return None
-        for attempt in range(2):
-            try:
-                return fut.result()
-            except BrokenProcessPool:
-                self.pool.shutdown(wait=False, cancel_futures=True)
-                self.pool = self._new_pool()
-                for k, (e, f) in enumerate(waiting):  # what the dead pool had not finished
-                    if f is not None and (f.cancelled() or not f.done() or f.exception() is not None):
-                        waiting[k] = (e, self.submit(e))
-                if attempt == 0:
-                    fut = self.submit(entry)
-        return ReadError("decode_failed", "the reading process died on this file (twice)")
+    @staticmethod
+    def result(fut: Future | None) -> Prepared | ReadError | ScreenFailed | None:
+        return None if fut is None else fut.result()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
@@ -166,7 +134,7 @@ def screen_stream(screener, opts, entries: Iterable, workers: int) -> Iterator[t
             if not waiting:
                 break
             entry, fut = waiting.popleft()
-            got = readers.result(entry, fut, waiting)
+            got = readers.result(fut)
             if isinstance(got, Prepared):
                 infer.start(id(got), got.x)
             inflight.append((entry, got))

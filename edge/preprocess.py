@@ -50,7 +50,8 @@ def normalise(pixels: np.ndarray) -> np.ndarray:
     lo, hi = np.percentile(pixels[::step, ::step], PERCENTILES)
     if hi - lo < 1e-6:
         return np.zeros(pixels.shape, np.float32)
-    out = (pixels.astype(np.float32) - np.float32(lo)) / np.float32(hi - lo)
+    out = np.subtract(pixels, np.float32(lo), dtype=np.float32)  # one new array, then in place
+    np.divide(out, np.float32(hi - lo), out=out)
     return np.clip(out, 0.0, 1.0, out=out)
 
 
@@ -105,4 +106,4 @@ def mirror(x: np.ndarray) -> np.ndarray:
 def flip_merge(direct: np.ndarray, mirrored: np.ndarray) -> np.ndarray:
     """flip_average's arithmetic, given the prediction on the input and on its mirror image (not yet
     mirrored back): a batch that runs the two passes as separate requests merges them here."""
-    return ((direct + mirrored[..., ::-1]) * np.float32(0.5)).astype(np.float32)
+    return ((direct + mirrored[..., ::-1]) * np.float32(0.5)).astype(np.float32, copy=False)

@@ -320,3 +320,16 @@ def test_the_grey_band_is_every_second_row_between_the_muscle_rows():
     a = anatomy(film(px), mask, BOTH)
     muscle = float(np.median(px[mask][::7]))
     assert a.muscle_level == pytest.approx((muscle - 0.2) / (0.4 - 0.2))
+
+
+def test_grey_levels_counted_on_the_whole_grid_when_the_sample_has_too_few() -> None:
+    from edge.quality import MIN_GREY_LEVELS, _grey_levels_below
+
+    rng = np.random.default_rng(5)
+    few = rng.integers(0, MIN_GREY_LEVELS - 1, size=(1000, 400)).astype(np.float32) / 64
+    assert _grey_levels_below(few, MIN_GREY_LEVELS)  # 31 levels: not a radiograph
+    assert not _grey_levels_below(np.linspace(0, 1, 400_000, dtype=np.float32).reshape(1000, 400), MIN_GREY_LEVELS)
+    # Constant but for one row of ramp: the spread-out sample misses most of it, the grid does not.
+    ramp = np.zeros((1000, 400), np.float32)
+    ramp[501] = np.linspace(0.1, 1, 400)
+    assert not _grey_levels_below(ramp, MIN_GREY_LEVELS)

@@ -162,5 +162,21 @@ def test_value_table_steps_aside_for_float_and_very_wide_ranges() -> None:
     ds = Dataset()
     assert _value_table(np.zeros((4, 4), np.float32), ds) is None
     assert _value_table(np.array([[0, 1 << 20]], np.uint32), ds) is None
-    values, lo = _value_table(np.array([[-5, 7]], np.int16), ds)
-    assert lo == -5 and values.shape == (13,) and values.dtype == np.float32
+    values, lo, film_lo, film_hi = _value_table(np.array([[-5, 7]], np.int16), ds)
+    assert (lo, film_lo, film_hi) == (-5, -5, 7) and values.shape == (13,) and values.dtype == np.float32
+    values, lo, film_lo, film_hi = _value_table(np.array([[300, 900]], np.uint16), ds)
+    assert (lo, film_lo, film_hi) == (0, 300, 900) and values.shape == (901,)
+
+
+def test_normalised_table_only_where_the_film_range_is_monotone() -> None:
+    from edge.reader.photometry import _normalise_minmax, _normalised_table
+
+    rising = np.linspace(-3, 7, 50, dtype=np.float32)
+    film = np.array([[10, 12], [40, 25]])
+    scaled = _normalised_table(rising, 10, 40)
+    assert np.array_equal(scaled[film], _normalise_minmax(rising[film].copy()))
+    falling = rising[::-1].copy()
+    assert np.array_equal(_normalised_table(falling, 10, 40)[film], _normalise_minmax(falling[film].copy()))
+    bump = np.concatenate([rising[:30], rising[30:][::-1]])  # up, then down inside the film's range
+    assert _normalised_table(bump, 10, 40) is None
+    assert _normalised_table(bump, 0, 29) is not None  # monotone where the film's values lie

@@ -35,7 +35,8 @@ def _grey_pipeline(arr: np.ndarray, ds: Dataset, notes: list[str]) -> np.ndarray
     table = _value_table(arr, ds)
     if table is None:
         return _normalise_minmax(_luts_in_strips(arr, ds, notes))
-    values, lo = table
+    values, lo, film_lo, film_hi = table
+    scaled = _normalised_table(values, film_lo - lo, film_hi - lo)
     out = np.empty(arr.shape, dtype=np.float32)
     step = max(1, _STRIP_PIXELS // max(1, arr.shape[1]))
     # In strips because numpy makes an intp copy of the index; mode "clip" because
@@ -43,12 +44,30 @@ def _grey_pipeline(arr: np.ndarray, ds: Dataset, notes: list[str]) -> np.ndarray
     for start in range(0, arr.shape[0], step):
         index = arr[start : start + step]
         index = index if lo == 0 else index.astype(np.int64) - lo
-        np.take(values, index, out=out[start : start + step], mode="clip")
-    return _normalise_minmax(out)
+        np.take(values if scaled is None else scaled, index, out=out[start : start + step], mode="clip")
+    return _normalise_minmax(out) if scaled is None else out
 
 
-def _value_table(arr: np.ndarray, ds: Dataset) -> tuple[np.ndarray, int] | None:
-    """Both LUT steps for every value from the film's minimum to its maximum, and that minimum.
+def _normalised_table(values: np.ndarray, i_lo: int, i_hi: int) -> np.ndarray | None:
+    """The table already mapped to [0, 1] as `_normalise_minmax` maps the film, or None.
+
+    Where the table is monotone between the film's lowest and highest stored value (rescale and
+    a linear window always are), the film's own output range is that of those two values, so
+    the min/max step is applied to the table's entries (the same float32 operations, element by
+    element) instead of making three more passes over the film.
+    """
+    span = np.nan_to_num(values[i_lo : i_hi + 1], nan=0.0, posinf=0.0, neginf=0.0)
+    steps = np.diff(span)
+    if not ((steps >= 0).all() or (steps <= 0).all()):
+        return None
+    a, b = float(span[0]), float(span[-1])
+    table = np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0)
+    return _scale(table, min(a, b), max(a, b))
+
+
+def _value_table(arr: np.ndarray, ds: Dataset) -> tuple[np.ndarray, int, int, int] | None:
+    """Both LUT steps for every value from `lo` to the film's maximum: (table, lo, the film's
+    lowest stored value, its highest). `lo` is 0 for unsigned films (no subtraction to index).
 
     None for float pixels, for a range too wide for a table, or where a LUT step is
     malformed on the table but not checked on the film itself (the strip path then
@@ -57,6 +76,7 @@ def _value_table(arr: np.ndarray, ds: Dataset) -> tuple[np.ndarray, int] | None:
     if arr.dtype.kind not in "ui" or arr.size == 0:
         return None
     lo, hi = int(arr.min()), int(arr.max())
+    film_lo = lo
     if hi - lo >= _TABLE_MAX:
         return None
     if arr.dtype.kind == "u" and hi < _TABLE_MAX:
@@ -66,7 +86,7 @@ def _value_table(arr: np.ndarray, ds: Dataset) -> tuple[np.ndarray, int] | None:
     values = _luts_in_strips(row, ds, quiet)
     if quiet:
         return None
-    return values[0], lo
+    return values[0], lo, film_lo, hi
 
 
 def _luts_in_strips(arr: np.ndarray, ds: Dataset, notes: list[str]) -> np.ndarray:
@@ -114,8 +134,11 @@ def _normalise_minmax(out: np.ndarray) -> np.ndarray:
         out = out.astype(np.float32)
     if not np.isfinite(out).all():
         np.nan_to_num(out, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-    lo = float(out.min())
-    hi = float(out.max())
+    return _scale(out, float(out.min()), float(out.max()))
+
+
+def _scale(out: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """`out` (float32, finite) from [lo, hi] to [0, 1] in place; all zeros if hi is not above lo."""
     if not hi > lo:
         out[...] = 0.0
         return out
