@@ -216,14 +216,15 @@ def seg_bytes(film: Film, uid: str, series: str, sides: list[str], labels: np.nd
     return file_bytes(SEG_CLASS, uid, out)
 
 
-_TINT = ((np.arange(256)[:, None] + np.array([40, 40, 255])) >> 1).astype(np.uint8).reshape(256, 1, 3)
+_TINT = ((np.arange(256)[:, None] + np.array([255, 40, 40])) >> 1).astype(np.uint8).reshape(256, 1, 3)  # RGB
 SC_MAX_ROWS = 1200  # the SC is the film on a grid of f x f blocks, f the least integer giving at most this
 
 
 def sc_overlay(pixels: np.ndarray, mask: np.ndarray, lines: list[str]) -> np.ndarray:
     """The SC's picture (RGB, uint8): the film on a grid of f x f blocks (each SC pixel the mean of
-    one block, f = ceil(rows / SC_MAX_ROWS)), the muscle tinted red with its outline, the report's
-    lines as on `--overlay` (which redraws the film at up to 1600 rows, about 4 times the CPU).
+    one block, f = ceil(rows / SC_MAX_ROWS)), the muscle half film, half red, with its outline in
+    red, the report's lines as on `--overlay` (which redraws the film at up to 1600 rows, about 8
+    times the CPU).
 
     A whole-number f keeps the geometry plain for a reader (an SC pixel is f x f film pixels) and
     lets OpenCV average blocks on its fast path; the full-resolution result is the SEG.
@@ -235,14 +236,16 @@ def sc_overlay(pixels: np.ndarray, mask: np.ndarray, lines: list[str]) -> np.nda
     f = max(1, -(-pixels.shape[0] // SC_MAX_ROWS))
     h, w = max(pixels.shape[0] // f, 1), max(pixels.shape[1] // f, 1)
     small = cv2.resize(pixels[: h * f, : w * f], (w, h), interpolation=cv2.INTER_AREA) if f > 1 else pixels
-    grey = (np.clip(small, 0, 1) * 255).astype(np.uint8)
+    rgb = cv2.cvtColor(cv2.convertScaleAbs(small, alpha=255.0), cv2.COLOR_GRAY2RGB)  # [0, 1] -> 0..255, rounded
     m = np.ascontiguousarray(mask[: h * f : f, : w * f : f], dtype=np.uint8)  # nearest: each block's first pixel
-    bgr = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
-    cv2.copyTo(cv2.LUT(bgr, _TINT), m, bgr)  # the muscle: half film, half red
-    cnts, _ = cv2.findContours(m, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
-    cv2.drawContours(bgr, cnts, -1, (0, 0, 255), 1)
-    draw_lines(bgr, lines)
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    x, y, bw, bh = cv2.boundingRect(m)
+    if bw and bh:
+        box = rgb[y : y + bh, x : x + bw]
+        cv2.copyTo(cv2.LUT(box, _TINT), m[y : y + bh, x : x + bw], box)
+        cnts, _ = cv2.findContours(m, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
+        cv2.drawContours(rgb, cnts, -1, (255, 0, 0), 1)
+    draw_lines(rgb, lines, colour=(0, 255, 255))
+    return rgb
 
 
 def sc_bytes(film: Film, uid: str, rgb: np.ndarray) -> bytes:

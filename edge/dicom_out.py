@@ -63,51 +63,56 @@ def source_header(path: Path) -> Dataset:
     return ds
 
 
-def side_labels(mask: np.ndarray, pixels: np.ndarray, reported: tuple | None = None) -> np.ndarray | None:
+def side_labels(mask: np.ndarray, pixels: np.ndarray, areas=None, spacing=None) -> np.ndarray | None:
     """The mask as a label map, 1 = the patient's right (image left), 2 = left, exactly as
     measure.split_sides split it; None where it sees one thigh.
 
     split_sides assigns whole 8-connected blobs by their centroid to the side of one x, so the
-    image-left side is a prefix of the blobs sorted by centroid x; its pixel count picks the prefix.
-    `reported` = (right_cm2, left_cm2, spacing_mm) of the screening's report: where exactly one
-    prefix rounds to both reported areas (as measure and screen compute them), that is the split,
-    and split_sides need not run again; else (no spacing, or tiny blobs at the split) it runs, on
-    the mask's bounding box: the same blobs, gaps and muscle pixels in the same order.
+    image-left side is a prefix of the blobs sorted by centroid x, found by its pixel count: the
+    screening's own (`areas`, measure.Areas, with the film's `spacing`), else split_sides runs
+    again (on the mask's bounding box: the same blobs, gaps and pixels). Where an empty column has
+    exactly that count on its left, the split is that column (no blob straddles an empty column, so
+    the blobs left of it are a prefix, and prefixes differ in count): no blobs to label.
     """
-    mask = mask.astype(bool)
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    mask = np.asarray(mask, bool)
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    if not w or not h:
         return None
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    box = (slice(y, y + h), slice(x, x + w))
     crop = mask[box]
-    n, lab, stats, cent = cv2.connectedComponentsWithStats(crop.view(np.uint8), connectivity=8)
-    order = sorted(range(1, n), key=lambda i: cent[i][0])
-    prefix = np.cumsum([int(stats[i, cv2.CC_STAT_AREA]) for i in order]).tolist()
-    k = _prefix_from_report(prefix, reported)
-    if k is None:
+    right = _right_count(areas, spacing)
+    if right is None:
         counts = split_sides(crop, pixels[box])
         if counts is None:
             return None
-        if counts[0] not in prefix:
-            raise ValueError("side split could not be reproduced from the mask")
-        k = prefix.index(counts[0])
+        right = counts[0]
+    out = np.zeros(mask.shape, np.uint8)
+    per_column = np.count_nonzero(crop, axis=0)
+    at = np.flatnonzero((per_column == 0) & (np.cumsum(per_column) == right))
+    if at.size:
+        out[box][:, : at[0]] = crop[:, : at[0]]
+        out[box][:, at[0] :] = crop[:, at[0] :] * np.uint8(2)
+        return out
+    n, lab, stats, cent = cv2.connectedComponentsWithStats(crop.view(np.uint8), connectivity=8)
+    order = sorted(range(1, n), key=lambda i: cent[i][0])
+    prefix = np.cumsum([int(stats[i, cv2.CC_STAT_AREA]) for i in order]).tolist()
+    if right not in prefix:
+        raise ValueError("side split could not be reproduced from the mask")
     side = np.full(max(n, 256), 2, np.uint8)  # blob -> side, looked up per pixel
     side[0] = 0
-    side[order[: k + 1]] = 1
-    out = np.zeros(mask.shape, np.uint8)
+    side[order[: prefix.index(right) + 1]] = 1
     out[box] = cv2.LUT(lab.astype(np.uint8), side[:256]) if n <= 256 else side[lab]
     return out
 
 
-def _prefix_from_report(prefix: list[int], reported: tuple | None) -> int | None:
-    """The one prefix whose pixels give the reported right and left areas (round(count * px, 2), as
-    measure.thigh_areas and Screener.report compute them); None if none or several do."""
-    if reported is None or None in reported[:2] or not reported[2]:
+def _right_count(areas, spacing) -> int | None:
+    """The image-left pixel count behind the screening's areas (measure.thigh_areas: count * px),
+    where they split two sides and the count reproduces the area exactly; else None."""
+    if areas is None or areas.sides_seen != 2 or areas.right is None:
         return None
-    right, left, (sy, sx) = reported
-    px, total = sy * sx / 100.0, prefix[-1]
-    hits = [k for k, p in enumerate(prefix) if round(p * px, 2) == right and round((total - p) * px, 2) == left]
-    return hits[0] if len(hits) == 1 else None
+    px = (spacing[0] * spacing[1] / 100.0) if spacing else 1.0
+    count = round(areas.right / px)
+    return count if count * px == areas.right else None
 
 
 def side_masks(mask: np.ndarray, pixels: np.ndarray) -> dict[str, np.ndarray]:
@@ -116,11 +121,12 @@ def side_masks(mask: np.ndarray, pixels: np.ndarray) -> dict[str, np.ndarray]:
     return {} if labels is None else {"right": labels == 1, "left": labels == 2}
 
 
-def _segments(report: Report, mask: np.ndarray, pixels: np.ndarray, spacing=None) -> tuple[list[str], np.ndarray]:
+def _segments(
+    report: Report, mask: np.ndarray, pixels: np.ndarray, areas=None, spacing=None
+) -> tuple[list, np.ndarray]:
     """The sides of the SEG's segments (one per thigh where two are seen, else "both") and the label
-    map whose value n marks segment n (segments cannot overlap)."""
-    reported = (report.right_cm2, report.left_cm2, spacing)
-    labels = side_labels(mask, pixels, reported) if report.sides_seen == 2 else None
+    map whose value n marks segment n (segments cannot overlap); `areas`, `spacing`: see side_labels."""
+    labels = side_labels(mask, pixels, areas, spacing) if report.sides_seen == 2 else None
     if labels is not None:
         return ["right", "left"], labels
     return ["both"], mask.astype(bool).astype(np.uint8)
@@ -253,7 +259,8 @@ def build_files(src: Dataset, result) -> dict[str, bytes]:
         return {"sr": sr_bytes(film, new_uid(), report, None, report.reasons, report.model, report.note)}
     if result.mask.shape != (int(src.Rows), int(src.Columns)):
         raise DicomOutError("mask and source image differ in size: no SEG")
-    sides, labels = _segments(report, result.mask, result.film.pixels, result.film.spacing_mm)
+    areas = getattr(result, "areas", None)
+    sides, labels = _segments(report, result.mask, result.film.pixels, areas, result.film.spacing_mm)
     seg = (new_uid(), new_uid(), sides)
     files = {"seg": seg_bytes(film, seg[1], seg[0], sides, labels, report.model)}
     files["sr"] = sr_bytes(film, new_uid(), report, seg, report.reasons, report.model, report.note)

@@ -18,7 +18,7 @@ from .bundle import BONE, Bundle, class_probabilities_of_pair, compile_bundle, l
 from .criteria import CRITERIA, category
 from .decision import MEANING, Flag, Thresholds, decide
 from .files import write_bytes_atomic
-from .measure import thigh_areas
+from .measure import Areas, thigh_areas
 from .preprocess import Letterbox, mirror, to_film_grid, to_model_input
 from .quality import GateConfig, femur_support, quality_gate
 from .reader import Film
@@ -58,6 +58,7 @@ class Result:
     report: Report
     film: Film
     mask: np.ndarray
+    areas: Areas | None = None  # the report's areas before rounding (the DICOM SEG splits its sides by them)
 
 
 class Screener:
@@ -121,14 +122,22 @@ class Screener:
         return self.result(film, self.segment_full(film), opts)
 
     def result(self, film: Film, seg: Segmentation, opts: Options) -> Result:
-        return Result(self.report(film, seg.mask, seg.confidence, opts, seg.femur_support), film, seg.mask)
+        areas = thigh_areas(seg.mask, film.spacing_mm, film.pixels)
+        report = self.report(film, seg.mask, seg.confidence, opts, seg.femur_support, areas)
+        return Result(report, film, seg.mask, areas)
 
     def report(
-        self, film: Film, mask: np.ndarray, confidence: float, opts: Options, femur: float | None = None
+        self,
+        film: Film,
+        mask: np.ndarray,
+        confidence: float,
+        opts: Options,
+        femur: float | None = None,
+        areas: Areas | None = None,
     ) -> Report:
         crit = CRITERIA[opts.criteria]
         (sex, sex_src), (height, h_src) = _who(film, opts)
-        areas = thigh_areas(mask, film.spacing_mm, film.pixels)
+        areas = thigh_areas(mask, film.spacing_mm, film.pixels) if areas is None else areas
         reasons, quality = quality_gate(film, areas, confidence, mask, height, self.gate, femur)
         if film.spacing_mm is None:
             reasons.append("no pixel spacing (give --spacing-mm): area in pixels only")
@@ -221,8 +230,8 @@ def overlay_image(film: Film, mask: np.ndarray, report: Report, max_height: int 
     return red
 
 
-def draw_lines(bgr: np.ndarray, lines: list[str]) -> None:
-    """The report's lines at the top left, each on a dark box (in place).
+def draw_lines(img: np.ndarray, lines: list[str], colour: tuple[int, int, int] = (255, 255, 0)) -> None:
+    """The report's lines at the top left, each on a dark box (in place; cyan in BGR by default).
 
     Text on a dark box sized by getTextSize, drawn once: no outline pass whose width could
     differ from the text's (OpenCV 5 draws thick strokes wider, which garbled outlined text).
@@ -230,5 +239,5 @@ def draw_lines(bgr: np.ndarray, lines: list[str]) -> None:
     for i, t in enumerate(lines):
         (tw, th), base = cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, 0.55, 1)
         y = 22 + 22 * i
-        cv2.rectangle(bgr, (4, y - th - 4), (12 + tw, y + base + 2), (0, 0, 0), -1)
-        cv2.putText(bgr, t, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, (255, 255, 0), 1, cv2.LINE_AA)
+        cv2.rectangle(img, (4, y - th - 4), (12 + tw, y + base + 2), (0, 0, 0), -1)
+        cv2.putText(img, t, (8, y), cv2.FONT_HERSHEY_SIMPLEX, 0.55, colour, 1, cv2.LINE_AA)

@@ -80,7 +80,7 @@ def _objects(src, result, one_side: bool = False):
         report = dataclasses.replace(report, sides_seen=1, right_cm2=None, left_cm2=None)
         result = dataclasses.replace(result, report=report)
     film = dicom_fast.Film(src)
-    sides, labels = dicom_out._segments(report, result.mask, result.film.pixels, result.film.spacing_mm)
+    sides, labels = dicom_out._segments(report, result.mask, result.film.pixels, result.areas, result.film.spacing_mm)
     seg_uid, series = dicom_fast.new_uid(), dicom_fast.new_uid()
     fast_seg = dicom_fast.seg_bytes(film, seg_uid, series, sides, labels, report.model)
     ref_seg = dicom_out.build_seg(src, report, result.mask, result.film.pixels)
@@ -167,8 +167,9 @@ def test_sc_overlay_blocks_tint_and_size():
     mask[1200:2100, 30:120] = True
     rgb = sc_overlay(pixels, mask, ["line"])
     assert rgb.shape == (800, 100, 3) and rgb.dtype == np.uint8  # f = 3
-    assert tuple(rgb[200, 20]) == (127, 127, 127) and tuple(rgb[500, 80]) == (255, 255, 255)
-    assert tuple(rgb[550, 25]) == ((127 + 255) >> 1, (127 + 40) >> 1, (127 + 40) >> 1)  # inside the muscle
+    g = 128  # 0.5 * 255, rounded
+    assert tuple(rgb[200, 20]) == (g, g, g) and tuple(rgb[500, 80]) == (255, 255, 255)
+    assert tuple(rgb[550, 25]) == ((g + 255) >> 1, (g + 40) >> 1, (g + 40) >> 1)  # inside the muscle
     assert tuple(rgb[400, 25]) == (255, 0, 0)  # its outline
     assert sc_overlay(pixels[:2400], mask[:2400], []).shape == (1200, 150, 3)  # f = 2
     assert sc_overlay(pixels[:1200], mask[:1200], []).shape == (1200, 300, 3)  # f = 1
@@ -198,21 +199,36 @@ def test_side_labels_on_the_bounding_box_equal_the_whole_film(screened):
     assert np.array_equal(got > 0, mask)
 
 
-def test_side_split_from_the_reported_areas_is_split_sides(screened, monkeypatch):
-    """The reported right/left areas pick the same prefix of blobs as split_sides (which then need
-    not run); where several prefixes round to them, split_sides decides."""
+def test_side_split_from_the_screenings_areas_is_split_sides(screened, monkeypatch):
+    """The screening's own image-left count (Result.areas) picks the same split as split_sides,
+    which then need not run: by an empty column where one has that count on its left, else by
+    labelled blobs; without it (or where the count does not reproduce the area) split_sides runs."""
+    import dataclasses as dc
+
     from edge import measure
 
-    mask, pixels, rep = screened.mask.astype(bool), screened.film.pixels, screened.report
-    reported = (rep.right_cm2, rep.left_cm2, screened.film.spacing_mm)
+    mask, pixels, spacing = screened.mask.astype(bool), screened.film.pixels, screened.film.spacing_mm
     calls = []
     monkeypatch.setattr(dicom_out, "split_sides", lambda *a: calls.append(1) or measure.split_sides(*a))
-    assert np.array_equal(dicom_out.side_labels(mask, pixels, reported), dicom_out.side_labels(mask, pixels))
-    assert len(calls) == 1  # only the call without the reported areas
+    whole = dicom_out.side_labels(mask, pixels)
+    assert len(calls) == 1 and set(np.unique(whole)) == {0, 1, 2}
+    assert np.array_equal(dicom_out.side_labels(mask, pixels, screened.areas, spacing), whole)
+    assert len(calls) == 1  # the screening's count was used
+    wrong = dc.replace(screened.areas, right=screened.areas.right + 1e-9)
+    assert np.array_equal(dicom_out.side_labels(mask, pixels, wrong, spacing), whole) and len(calls) == 2
 
-    prefix = [400, 401, 1000]  # a one-pixel blob at the split: at 0.5 mm, 400 and 401 pixels both round to 1.0 cm2
-    assert dicom_out._prefix_from_report(prefix, (1.0, 1.5, (0.5, 0.5))) is None
-    assert dicom_out._prefix_from_report(prefix, (2.0, 0.5, (0.5, 0.5))) is None  # no prefix gives these
-    assert dicom_out._prefix_from_report([400, 1000], (1.0, 1.5, (0.5, 0.5))) == 0
-    assert dicom_out._prefix_from_report([400, 1000], (None, None, (0.5, 0.5))) is None
-    assert dicom_out._prefix_from_report([400, 1000], (1.0, 1.5, None)) is None
+    # two thighs that touch in x (no empty column between them): the blobs are labelled
+    touching = np.zeros((40, 40), bool)
+    touching[5:20, 2:22], touching[22:38, 18:38] = True, True  # rows apart, columns overlapping
+    right = int(touching[5:20].sum())
+    areas = measure.Areas(right + 0.0, right + 0.0, int(touching.sum()) - right + 0.0, "px", 2)
+    got = dicom_out.side_labels(touching, np.zeros((40, 40), np.float32), areas, None)
+    assert (got == 1).sum() == right and np.array_equal(got[5:20] > 0, touching[5:20]) and (got[22:] == 2).any()
+    # and with an empty column between them: split there
+    apart = np.zeros((40, 40), bool)
+    apart[5:30, 2:15], apart[5:30, 20:38] = True, True
+    areas = measure.Areas(0.0, float(apart[:, :15].sum()), float(apart[:, 20:].sum()), "px", 2)
+    got = dicom_out.side_labels(apart, np.zeros((40, 40), np.float32), areas, None)
+    assert np.array_equal(got == 1, apart & (np.arange(40) < 17)) and np.array_equal(
+        got == 2, apart & (np.arange(40) > 17)
+    )
