@@ -4,9 +4,13 @@ batch process into the same resumable CSV (edge.batch: lock, whole fsynced lines
 
 Optional: `pip install "sarco-edge[cluster]"`; nothing else imports this module. Each worker loads
 and verifies the bundle and compiles the model once (a worker plugin), then screens films by path,
-so every worker must see the folder at the same path. A worker that dies takes its films with it;
-the scheduler runs them again elsewhere and the writer keeps one row per file, so the CSV has no
-gap and no duplicate. A film that kills worker after worker gets an error row instead.
+so every worker must see the folder at the same path. A task is a chunk of films that the worker
+runs through the same pipeline as a local batch (edge.pipeline: a reading thread while the model
+runs), so a worker overlaps reading with inference and the scheduler handles a task per chunk,
+not per film. A worker that dies takes its chunks with it; the scheduler runs them again
+elsewhere and the writer keeps one row per file, so the CSV has no gap and no duplicate. A chunk
+that kills worker after worker is tried again film by film, so only the film that does it gets an
+error row.
 """
 
 from __future__ import annotations
@@ -17,6 +21,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 PLUGIN = "sarco-edge-screener"
+
+# Films per task: enough to keep a worker's reading thread ahead of its model, few enough that a
+# worker that dies costs little to redo and that both workers share the tail of a folder.
+CHUNK = 8
 
 
 class EngineError(Exception):
@@ -56,40 +64,57 @@ class ScreenerPlugin(_PluginBase):
 
 
 def screen_path(path: str, rel: str, opts, overlays: str | None):
-    """Worker side: one film's Report, or its ReadError / RuntimeError as a value."""
+    """Worker side: one film's outcome (a chunk tried again film by film after killing workers)."""
+    return screen_chunk([(path, rel)], opts, overlays)[0]
+
+
+def screen_chunk(items: list[tuple[str, str]], opts, overlays: str | None) -> list:
+    """Worker side: each film's Report, or its ReadError / RuntimeError as a value, in order."""
     from distributed import get_worker
 
-    from .reader import ReadError, read_film
+    from .batch import Entry
+    from .pipeline import screen_stream
 
     screener = get_worker().sarco_screener
-    try:
-        film = read_film(path, spacing_mm=opts.spacing_mm)
-    except ReadError as err:
-        return err
-    try:
-        res = screener.screen(film, opts)
-    except Exception as exc:  # one film must not stop the batch; the row says so
-        return RuntimeError(f"screening failed ({type(exc).__name__})")
+    entries = [Entry(Path(path), rel) for path, rel in items]
+    return [_value(e, got, overlays) for e, got in screen_stream(screener, opts, entries, workers=1)]
+
+
+def _value(entry, got, overlays: str | None):
+    """A pipeline outcome as sent back: the report alone (not the film's pixels), or the error."""
+    from .reader import ReadError
+
+    if isinstance(got, ReadError):
+        return got
+    if isinstance(got, BaseException) or got is None:
+        return RuntimeError(str(got or "screening failed"))
     if overlays:
         from .batch import overlay_name
         from .screen import write_overlay
 
-        write_overlay(Path(overlays) / overlay_name(rel), res.film, res.mask, res.report)
-    return res.report
+        write_overlay(Path(overlays) / overlay_name(entry.rel), got.film, got.mask, got.report)
+    return got.report
 
 
 class DaskEngine:
     """A client on a cluster with the screener plugin; `outcomes` is run_batch's `outcomes`."""
 
-    def __init__(self, model_dir, device, opts, overlays=None, workers=2, scheduler=None, timeout_s=600.0):
+    def __init__(self, model_dir, device, opts, overlays=None, workers=2, scheduler=None, timeout_s=600.0, chunk=CHUNK):
         distributed = _distributed()
+        self.chunk = chunk
         self.opts, self.overlays, self.timeout_s = opts, str(overlays) if overlays else None, timeout_s
         self.cluster, threads = None, 0
         if scheduler is None:  # workers share this machine: OpenVINO threads split between them
             threads = max(1, (os.cpu_count() or 1) // max(1, workers))
-            self.cluster = distributed.LocalCluster(
-                n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
-            )
+            import dask
+
+            # Dask starts its workers with MALLOC_TRIM_THRESHOLD_ set, which turns off glibc's
+            # adaptive mmap threshold: each film's few-MB arrays were then mapped and unmapped
+            # afresh, page faults and all (9x this process's system time). Unset for our workers.
+            with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+                self.cluster = distributed.LocalCluster(
+                    n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None
+                )
             scheduler = self.cluster
         self.client = distributed.Client(scheduler, timeout=timeout_s)
         self.workers = max(1, len(self.client.scheduler_info().get("workers", {})) or workers)
@@ -101,29 +126,48 @@ class DaskEngine:
             self.cluster.close()
 
     def outcomes(self, todo: list) -> Iterator[tuple[object, object]]:
-        """(entry, outcome) in input order, a bounded window of films in the cluster at once."""
+        """(entry, outcome) in input order, a bounded window of chunks in the cluster at once."""
         window: deque = deque()
-        ahead = 4 * self.workers
-        it = iter(todo)
+        chunks = (todo[i : i + self.chunk] for i in range(0, len(todo), self.chunk))
         while True:
-            for e in it:
-                window.append((e, None if e.skip else self._submit(e)))
-                if len(window) >= ahead:
+            for chunk in chunks:
+                window.append((chunk, self._submit(chunk)))
+                if len(window) >= 2 * self.workers:
                     break
             if not window:
                 return
-            entry, fut = window.popleft()
-            yield entry, self._result(fut)
+            chunk, fut = window.popleft()
+            got = iter(self._results(chunk, fut))
+            for e in chunk:
+                yield e, None if e.skip else next(got)
 
-    def _submit(self, e):
-        # pure=False: a film screened again (after a worker died) is a new task, never a cached one
-        return self.client.submit(screen_path, str(e.path), e.rel, self.opts, self.overlays, pure=False)
-
-    def _result(self, fut):
-        if fut is None:
+    def _submit(self, chunk: list):
+        items = [(str(e.path), e.rel) for e in chunk if not e.skip]
+        if not items:
             return None
+        # pure=False: a chunk screened again (after a worker died) is a new task, never a cached one
+        return self.client.submit(screen_chunk, items, self.opts, self.overlays, pure=False)
+
+    def _results(self, chunk: list, fut) -> list:
+        """The chunk's outcomes; after it killed workers, each film of it tried alone."""
+        if fut is None:
+            return []
         from distributed import KilledWorker
 
+        try:
+            return fut.result(timeout=self.timeout_s)
+        except KilledWorker:
+            return [self._alone(e) for e in chunk if not e.skip]
+        except TimeoutError:
+            fut.cancel()
+            return [RuntimeError("screening failed (no result from the cluster in time)") for e in chunk if not e.skip]
+        finally:
+            fut.release()
+
+    def _alone(self, e):
+        from distributed import KilledWorker
+
+        fut = self.client.submit(screen_path, str(e.path), e.rel, self.opts, self.overlays, pure=False)
         try:
             return fut.result(timeout=self.timeout_s)
         except KilledWorker:

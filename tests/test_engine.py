@@ -51,7 +51,7 @@ def test_a_worker_killed_mid_run_loses_no_row_and_duplicates_none(demo_cohort: P
     reference = tmp_path / "one.csv"
     run_batch(folder, reference, Options(), Screener(cache_dir=None), workers=0)
     cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
-    engine = DaskEngine(None, "CPU", Options(), workers=2, scheduler=cluster.scheduler_address, timeout_s=120)
+    engine = DaskEngine(None, "CPU", Options(), workers=2, scheduler=cluster.scheduler_address, timeout_s=120, chunk=2)
     try:
         pids = engine.client.run(os.getpid)
         loads = engine.client.run(lambda dask_worker: id(dask_worker.sarco_screener))
@@ -86,3 +86,30 @@ def test_engine_dask_from_the_command_line_and_a_bad_engine(demo_cohort: Path, t
     assert [r["status"] for r in _rows(out)] == ["ok"] * 3
     bad = subprocess.run([*cmd, "--resume", "--engine", "spark"], capture_output=True, text=True, cwd=REPO)
     assert bad.returncode == 2 and bad.stderr.strip() == "error: --engine must be local or dask", bad.stderr
+
+
+def test_own_cluster_workers_keep_glibc_adaptive_malloc_and_screen_in_chunks(
+    demo_cohort: Path, tmp_path: Path, monkeypatch
+):
+    """The cluster the engine starts itself: its workers run without Dask's MALLOC_TRIM_THRESHOLD_
+    (which made every film's arrays page-fault afresh), and a folder longer than one chunk, with a
+    skipped entry inside a chunk, gives the single-process batch's rows in order."""
+    from edge.engine import DaskEngine
+
+    # A Nanny started earlier in this process (another test's cluster) exports it into os.environ.
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    folder = _folder(demo_cohort, tmp_path / "in", 8)
+    films = len(list(folder.glob("*.dcm")))
+    (folder / ".hidden.dcm").write_bytes(b"x")  # skipped, sorted among the films
+    reference = tmp_path / "one.csv"
+    run_batch(folder, reference, Options(), Screener(cache_dir=None), workers=0)
+    engine = DaskEngine(None, "CPU", Options(), workers=2, timeout_s=120, chunk=3)
+    try:
+        envs = engine.client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+        out = tmp_path / "dask.csv"
+        counts = run_batch(folder, out, Options(), None, outcomes=engine.outcomes)
+    finally:
+        engine.close()
+    assert len(envs) == 2 and set(envs.values()) == {None}, envs
+    assert films > 3 and counts["screened"] == films and counts["skipped"] == 1
+    assert _rows(out) == _rows(reference)
