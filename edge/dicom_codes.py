@@ -3,8 +3,16 @@ only the reference builders need: edge.dicom_out.build_seg / build_sc, edge.dico
 
 from __future__ import annotations
 
-from pydicom.sr.codedict import codes
-from pydicom.sr.coding import Code
+from typing import NamedTuple
+
+
+class Code(NamedTuple):
+    """A coded concept (pydicom's Code has the same fields; importing pydicom.sr costs 40 ms)."""
+
+    value: str
+    scheme_designator: str
+    meaning: str
+
 
 SCHEME = "99SARCOEDGE"
 MUSCLE_OF_THIGH = Code("50092008", "SCT", "Muscle of thigh")
@@ -14,7 +22,7 @@ NO_UNIT = Code("1", "UCUM", "no units")
 CM = Code("cm", "UCUM", "centimeter")
 MANUFACTURER = "sarco-edge"
 SERIES_NUMBERS = {"seg": 9901, "sr": 9902, "sc": 9903}
-SIDES = {"right": codes.SCT.Right, "left": codes.SCT.Left}
+SIDES = {"right": Code("24028007", "SCT", "Right"), "left": Code("7771000", "SCT", "Left")}  # codes.SCT.Right/Left
 
 
 def local(value: str, meaning: str | None = None) -> Code:

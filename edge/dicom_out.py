@@ -23,10 +23,9 @@ import cv2
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
-from pydicom.sr.codedict import codes
 
 from . import __version__
-from .dicom_codes import MANUFACTURER, MUSCLE_OF_THIGH, SERIES_NUMBERS, SIDES
+from .dicom_codes import MANUFACTURER, SERIES_NUMBERS
 from .files import fsync_dir
 from .measure import split_sides
 from .report import Report
@@ -134,6 +133,7 @@ def _segments(
 
 def _algorithm(model: dict) -> hd.AlgorithmIdentificationSequence:
     import highdicom as hd
+    from pydicom.sr.codedict import codes
 
     return hd.AlgorithmIdentificationSequence(
         name=f"sarco-edge {model['name']}",
@@ -147,6 +147,9 @@ def build_seg(src: Dataset, report: Report, mask: np.ndarray, pixels: np.ndarray
     """Binary SEG on the source's pixel grid, a segment per thigh seen as two (else one): highdicom's,
     the reference for edge.dicom_fast.seg_bytes (what `--dicom-out` writes)."""
     import highdicom as hd
+    from pydicom.sr.codedict import codes
+
+    from .dicom_sr import MUSCLE_OF_THIGH, SIDES
 
     if mask.shape != (int(src.Rows), int(src.Columns)):
         raise DicomOutError("mask and source image differ in size: no SEG")

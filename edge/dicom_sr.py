@@ -18,11 +18,19 @@ from pydicom.sr.codedict import codes
 from pydicom.sr.coding import Code
 
 from . import __version__
-from .dicom_codes import CM, CM2, KG_M2, MANUFACTURER, MUSCLE_OF_THIGH, NO_UNIT, SCHEME, SERIES_NUMBERS, SIDES, local
+from . import dicom_codes as c
+from .dicom_codes import MANUFACTURER, SCHEME, SERIES_NUMBERS
 from .report import Report
 
-__all__ = ["CM", "CM2", "KG_M2", "MANUFACTURER", "MUSCLE_OF_THIGH", "NO_UNIT", "SCHEME", "SERIES_NUMBERS", "SIDES",
-           "build_sr", "local", "sr_values"]  # fmt: skip
+# highdicom takes pydicom's Code: the shared concepts (edge.dicom_codes) as such
+MUSCLE_OF_THIGH, CM2, KG_M2, NO_UNIT, CM = (Code(*x) for x in (c.MUSCLE_OF_THIGH, c.CM2, c.KG_M2, c.NO_UNIT, c.CM))
+SIDES = {side: Code(*x) for side, x in c.SIDES.items()}
+__all__ = ["MANUFACTURER", "SCHEME", "SERIES_NUMBERS", "build_sr", "local", "sr_values"]
+
+
+def local(value: str, meaning: str | None = None) -> Code:
+    """A concept in this tool's own scheme (no standard code for SMI, p_low, the flag...)."""
+    return Code(*c.local(value, meaning))
 
 
 def _device_context() -> hd.sr.ObservationContext:

@@ -10,7 +10,7 @@ from functools import cache
 from pydicom.valuerep import format_number_as_ds
 
 from . import __version__
-from .dicom_codes import CM, CM2, KG_M2, NO_UNIT, SIDES, local
+from .dicom_codes import CM, CM2, KG_M2, NO_UNIT, SIDES, Code, local
 from .dicom_enc import Elements, code_sq, el, file_bytes, item, sq
 from .dicom_fast import SEG_CLASS, SR_CLASS, Film, common, new_uid
 from .report import Report
@@ -103,8 +103,6 @@ def _film_measurements(report: Report) -> list:
     """As edge.dicom_sr._film_measurements."""
     ms = _num(AREA, report.thigh_muscle_area_cm2, CM2, [_site()])
     if report.thigh_muscle_area_cm2 is None:
-        from pydicom.sr.coding import Code
-
         ms += _num(_loc("thigh_muscle_area_px", "Thigh muscle area in pixels"), report.thigh_muscle_area_px,
                    Code("{pixels}", "UCUM", "pixels"), [_site()])  # fmt: skip
     lo, hi = report.smi_interval_95 or (None, None)

@@ -15,7 +15,7 @@ import pytest
 from pydicom.filebase import DicomBytesIO
 
 from edge import dicom_fast, dicom_out
-from edge.dicom_sr import build_sr
+from edge.dicom_sr import build_sr, sr_values
 from edge.dicom_sr_fast import sr_bytes
 from edge.reader import read_film
 from edge.screen import DISCLAIMER, Options, Screener
@@ -109,6 +109,10 @@ def test_sr_of_a_not_assessable_and_an_unreadable_film(screened):
     film = dicom_fast.Film(src)
     fast = sr_bytes(film, dicom_fast.new_uid(), report, None, report.reasons, report.model, report.note)
     _same(fast, build_sr(src, report, None, report.reasons, report.model), src)
+    px = dataclasses.replace(screened.report, thigh_muscle_area_cm2=None, right_cm2=None, left_cm2=None, reasons=[])
+    fast = sr_bytes(film, dicom_fast.new_uid(), px, None, [], px.model, px.note)  # no spacing: the area in pixels
+    back = sr_values(_same(fast, build_sr(src, px, None, [], px.model), src)[0])
+    assert back["film/thigh_muscle_area_px"] == px.thigh_muscle_area_px
     model = screened.report.model
     fast = sr_bytes(film, dicom_fast.new_uid(), None, None, ["a CT slice"], model, DISCLAIMER)
     _same(fast, build_sr(src, None, None, ["a CT slice"], model), src)
