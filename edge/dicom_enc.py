@@ -96,12 +96,20 @@ def _tags(keywords: tuple[str, ...]) -> frozenset[int]:
 
 
 def copied(src: Dataset, keywords: tuple[str, ...]) -> Elements:
-    """The source's elements of these keywords, where present, encoded by pydicom with its character set."""
+    """The source's elements of these keywords, where present: an Explicit VR Little Endian source's
+    own bytes where pydicom left them unparsed, else encoded by pydicom with the source's character set."""
     from pydicom.charset import convert_encodings
 
-    encodings = convert_encodings(src.get("SpecificCharacterSet") or "ISO_IR 6")
+    encodings = None
     out: Elements = {}
     for tag in _tags(keywords).intersection(src.keys()):
+        elem = src.get_item(tag)
+        as_read = getattr(elem, "is_raw", False) and elem.VR not in (None, "SQ") and elem.length != 0xFFFFFFFF
+        if as_read and not elem.is_implicit_VR and elem.is_little_endian:  # the source's own bytes, as they are
+            out[tag] = raw(tag, elem.VR, elem.value or b"")
+            continue
+        if encodings is None:
+            encodings = convert_encodings(src.get("SpecificCharacterSet") or "ISO_IR 6")
         fp = DicomBytesIO()
         fp.is_little_endian, fp.is_implicit_VR = True, False
         write_data_element(fp, src[tag], encodings)

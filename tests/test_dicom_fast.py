@@ -236,3 +236,20 @@ def test_side_split_from_the_screenings_areas_is_split_sides(screened, monkeypat
     assert np.array_equal(got == 1, apart & (np.arange(40) < 17)) and np.array_equal(
         got == 2, apart & (np.arange(40) > 17)
     )
+
+
+def test_copied_as_read_equals_pydicoms_encoding():
+    """Elements pydicom left unparsed are copied as the source's bytes: the same bytes pydicom's writer
+    gives once they are parsed."""
+    from edge.dicom_enc import copied
+
+    keywords = ("SpecificCharacterSet", *dicom_fast.PATIENT_STUDY, *dicom_fast.EQUIPMENT, "PixelSpacing")
+    as_read = dicom_out.source_header(SAMPLE)
+    parsed = dicom_out.source_header(SAMPLE)
+    tags = list(parsed.keys())  # tags (iterating a Dataset would parse its elements)
+    for tag in tags:
+        parsed[tag]  # noqa: B018 - parses the element
+    assert any(getattr(as_read.get_item(t), "is_raw", False) for t in tags)
+    assert not any(getattr(parsed.get_item(t), "is_raw", False) for t in tags)
+    a, b = copied(as_read, keywords), copied(parsed, keywords)
+    assert len(a) >= 8 and a == b
