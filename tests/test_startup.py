@@ -47,3 +47,29 @@ def test_screen_with_a_bad_film_and_a_bad_model_says_one_line(tmp_path):
     )
     assert res.returncode == 3, res.stderr
     assert res.stderr.strip().splitlines() == [res.stderr.strip()] and "x.dcm" in res.stderr
+
+
+def _run_entry(*args: str) -> subprocess.CompletedProcess:
+    """The console entry point with an atexit hook that says whether the interpreter tore down."""
+    code = (
+        "import atexit, sys\n"
+        "atexit.register(lambda: print('TEARDOWN', file=sys.stderr))\n"
+        f"sys.argv = ['sarco-edge', *{list(args)!r}]\n"
+        "from edge.cli import run\n"
+        "run()\n"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
+
+
+def test_one_film_commands_end_without_teardown_and_keep_output_and_exit_code(tmp_path):
+    import json
+
+    ok = _run_entry("screen", str(SAMPLE), "--json")
+    assert ok.returncode == 0 and "TEARDOWN" not in ok.stderr, ok.stderr[-2000:]
+    assert json.loads(ok.stdout)["thigh_muscle_area_px"] > 0  # all of stdout got out before the exit
+    missing = _run_entry("screen", str(tmp_path / "gone.dcm"))
+    assert missing.returncode == 3 and missing.stderr.strip() == "error: gone.dcm: file not found"
+    usage = _run_entry("inspect")
+    assert usage.returncode == 2 and "TEARDOWN" not in usage.stderr
+    other = _run_entry("info")  # pools, clusters, listeners: the ordinary exit
+    assert other.returncode == 0 and "TEARDOWN" in other.stderr, other.stderr[-2000:]
