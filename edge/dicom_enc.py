@@ -17,6 +17,7 @@ import struct
 from collections.abc import Iterable
 from functools import lru_cache
 
+import numpy as np
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
@@ -121,8 +122,9 @@ def dataset(elements: Elements) -> bytes:
     return b"".join(elements[t] for t in sorted(elements))
 
 
-def file_bytes(sop_class: str, sop_instance: str, elements: Elements) -> bytes:
-    """Preamble, file meta (Explicit VR Little Endian) and the dataset."""
+def file_bytes(sop_class: str, sop_instance: str, elements: Elements, pixels: np.ndarray | None = None) -> list:
+    """The file as chunks to write in turn (joined, its bytes): preamble, file meta (Explicit VR
+    Little Endian), the dataset, then Pixel Data (OB) from `pixels`' memory, not copied."""
     meta = (
         el(0x00020001, "OB", b"\0\1")
         + el(0x00020002, "UI", sop_class)
@@ -131,4 +133,8 @@ def file_bytes(sop_class: str, sop_instance: str, elements: Elements) -> bytes:
         + el(0x00020012, "UI", IMPLEMENTATION_UID)
         + el(0x00020013, "SH", IMPLEMENTATION_NAME)
     )
-    return b"\0" * 128 + b"DICM" + el(0x00020000, "UL", len(meta)) + meta + dataset(elements)
+    chunks = [b"\0" * 128 + b"DICM" + el(0x00020000, "UL", len(meta)) + meta, dataset(elements)]
+    if pixels is not None:  # Pixel Data is the last element of every object written here
+        data = memoryview(np.ascontiguousarray(pixels)).cast("B")
+        chunks += [_head(0x7FE00010, "OB", len(data) + len(data) % 2), data, b"\0" * (len(data) % 2)]
+    return chunks

@@ -12,12 +12,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
+import cv2
 import numpy as np
 from pydicom.dataset import Dataset
 
 from . import __version__
 from .dicom_codes import MANUFACTURER, MUSCLE_OF_THIGH, SERIES_NUMBERS, SIDES
-from .dicom_enc import Elements, code_sq, copied, el, file_bytes, raw, sq
+from .dicom_enc import Elements, code_sq, copied, el, file_bytes, sq
 
 SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 SC_CLASS = "1.2.840.10008.5.1.4.1.1.7"
@@ -178,14 +179,15 @@ def _frame(src: Dataset, number: int, shared: bool) -> dict:
     return out
 
 
-def seg_bytes(film: Film, uid: str, series: str, sides: list[str], labels: np.ndarray, model: dict) -> bytes:
+def seg_bytes(film: Film, uid: str, series: str, sides: list[str], labels: np.ndarray, model: dict) -> list:
     """The binary SEG: one frame per segment (`labels` == its number) on the source's grid."""
     src = film.src
     out = common(film, SEG_CLASS, uid, series, "seg", "SEG", "sarco-edge thigh muscle")
     dim = new_uid()
-    frames = np.empty((len(sides), *labels.shape), bool)
+    frames = np.zeros((len(sides), *labels.shape), bool)
+    x, y, w, h = cv2.boundingRect(labels)  # the label map is 0 outside
     for n in range(len(sides)):
-        np.equal(labels, n + 1, out=frames[n])
+        np.equal(labels[y : y + h, x : x + w], n + 1, out=frames[n, y : y + h, x : x + w])
     out.update({
         0x00080008: el(0x00080008, "CS", ["DERIVED", "PRIMARY"]),
         0x00081090: el(0x00081090, "LO", f"{model['name']} {model['version']}"),
@@ -207,13 +209,12 @@ def seg_bytes(film: Film, uid: str, series: str, sides: list[str], labels: np.nd
         0x00620013: el(0x00620013, "CS", "NO"), 0x00700080: el(0x00700080, "CS", f"{src.Modality}_SEG"),
         0x00700081: el(0x00700081, "LO", None), 0x20500020: el(0x20500020, "CS", "IDENTITY"),
         0x52009230: sq(0x52009230, [_frame(src, n, len(sides) == 1) for n in range(1, len(sides) + 1)]),
-        0x7FE00010: raw(0x7FE00010, "OB", np.packbits(frames.ravel(), bitorder="little").tobytes()),
     })  # fmt: skip
     shared = {0x0062000A: _segment_id(1)} if len(sides) == 1 else {}  # one segment: shared by every frame
     if "PixelSpacing" in src:
         shared[0x00289110] = sq(0x00289110, [copied(src, ("PixelSpacing",))])
     out[0x52009229] = sq(0x52009229, [shared])  # an empty item where there is neither (as highdicom)
-    return file_bytes(SEG_CLASS, uid, out)
+    return file_bytes(SEG_CLASS, uid, out, np.packbits(frames.ravel(), bitorder="little"))
 
 
 _TINT = ((np.arange(256)[:, None] + np.array([255, 40, 40])) >> 1).astype(np.uint8).reshape(256, 1, 3)  # RGB
@@ -229,15 +230,13 @@ def sc_overlay(pixels: np.ndarray, mask: np.ndarray, lines: list[str]) -> np.nda
     A whole-number f keeps the geometry plain for a reader (an SC pixel is f x f film pixels) and
     lets OpenCV average blocks on its fast path; the full-resolution result is the SEG.
     """
-    import cv2
-
     from .screen import draw_lines
 
     f = max(1, -(-pixels.shape[0] // SC_MAX_ROWS))
     h, w = max(pixels.shape[0] // f, 1), max(pixels.shape[1] // f, 1)
     small = cv2.resize(pixels[: h * f, : w * f], (w, h), interpolation=cv2.INTER_AREA) if f > 1 else pixels
     rgb = cv2.cvtColor(cv2.convertScaleAbs(small, alpha=255.0), cv2.COLOR_GRAY2RGB)  # [0, 1] -> 0..255, rounded
-    m = np.ascontiguousarray(mask[: h * f : f, : w * f : f], dtype=np.uint8)  # nearest: each block's first pixel
+    m = cv2.resize(mask.view(np.uint8)[: h * f, : w * f], (w, h), interpolation=cv2.INTER_NEAREST)  # block's first
     x, y, bw, bh = cv2.boundingRect(m)
     if bw and bh:
         box = rgb[y : y + bh, x : x + bw]
@@ -248,7 +247,7 @@ def sc_overlay(pixels: np.ndarray, mask: np.ndarray, lines: list[str]) -> np.nda
     return rgb
 
 
-def sc_bytes(film: Film, uid: str, rgb: np.ndarray) -> bytes:
+def sc_bytes(film: Film, uid: str, rgb: np.ndarray) -> list:
     """The overlay (RGB, 8 bits) as a Secondary Capture in the source's study, a new series."""
     src = film.src
     out = common(
@@ -264,6 +263,5 @@ def sc_bytes(film: Film, uid: str, rgb: np.ndarray) -> bytes:
         0x00280006: el(0x00280006, "US", 0), 0x00280010: el(0x00280010, "US", rgb.shape[0]),
         0x00280011: el(0x00280011, "US", rgb.shape[1]), 0x00280100: el(0x00280100, "US", 8),
         0x00280101: el(0x00280101, "US", 8), 0x00280102: el(0x00280102, "US", 7), 0x00280103: el(0x00280103, "US", 0),
-        0x7FE00010: raw(0x7FE00010, "OB", np.ascontiguousarray(rgb, np.uint8).tobytes()),
     })  # fmt: skip
-    return file_bytes(SC_CLASS, uid, out)
+    return file_bytes(SC_CLASS, uid, out, rgb.astype(np.uint8, copy=False))

@@ -235,12 +235,12 @@ def _write_folder(out_dir: Path, name: str, build) -> Written:
     try:
         objs = build(tmp)
         for kind, ds in objs.items():
-            if not isinstance(ds, bytes):  # a highdicom/pydicom dataset (the reference builders)
+            if isinstance(ds, Dataset):  # a highdicom/pydicom dataset (the reference builders)
                 buf = pydicom.filebase.DicomBytesIO()
                 pydicom.dcmwrite(buf, ds, enforce_file_format=True)
-                ds = buf.getvalue()
+                ds = [buf.getvalue()]
             with open(tmp / FILES[kind], "wb") as f:
-                f.write(ds)
+                f.writelines(ds)  # edge.dicom_enc.file_bytes' chunks
                 f.flush()
                 os.fsync(f.fileno())
         final = out_dir / name
@@ -251,8 +251,8 @@ def _write_folder(out_dir: Path, name: str, build) -> Written:
     return Written(final, {k: final / FILES[k] for k in objs})
 
 
-def build_files(src: Dataset, result) -> dict[str, bytes]:
-    """The SEG, SR and SC files of one screened film (the SR alone for a not_assessable one), packed
+def build_files(src: Dataset, result) -> dict[str, list]:
+    """The SEG, SR and SC files (as chunks of bytes) of one screened film (the SR alone for a not_assessable one), packed
     directly (edge.dicom_fast, edge.dicom_sr_fast): the objects build_seg / build_sr / build_sc make."""
     from .dicom_fast import Film, new_uid, sc_bytes, sc_overlay, seg_bytes
     from .dicom_sr_fast import sr_bytes

@@ -197,7 +197,7 @@ def _evidence(film: Film, seg: tuple[str, str] | None) -> bytes:
 
 
 def sr_bytes(film: Film, uid: str, report: Report | None, seg: tuple[str, str, list[str]] | None,
-             reasons: list[str], model: dict, note: str) -> bytes:  # fmt: skip
+             reasons: list[str], model: dict, note: str) -> list:  # fmt: skip
     """The SR file; `seg`: the SEG's (series UID, SOP instance UID, sides), None where no SEG was written."""
     groups = [_film_group(film, report, model)]
     if seg is not None and report is not None:

@@ -31,7 +31,9 @@ def screened():
 
 
 def _read(obj) -> pydicom.Dataset:
-    if not isinstance(obj, bytes):
+    if isinstance(obj, list):  # edge.dicom_enc.file_bytes' chunks
+        obj = b"".join(obj)
+    elif not isinstance(obj, bytes):
         buf = DicomBytesIO()
         pydicom.dcmwrite(buf, obj, enforce_file_format=True)
         obj = buf.getvalue()
