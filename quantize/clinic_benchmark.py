@@ -69,15 +69,19 @@ def _env(src: Path) -> dict:
     return {"PYTHONPATH": str(src.resolve()), "SARCO_EDGE_MODEL": str(bundle.resolve())}
 
 
-def _variants(before_src: Path | None, src: Path, engine: str | None) -> list[tuple[str, dict, list[str]]]:
-    """(label, extra environment, extra batch arguments)."""
+def _variants(
+    before_src: Path | None, src: Path, engine: str | None, local: bool = True
+) -> list[tuple[str, dict, list[str]]]:
+    """(label, extra environment, extra batch arguments); `local` False keeps only the default
+    batch and the engine (a long folder, where the other variants would double the run)."""
     now = _env(src)
     out = []
     if before_src:
         out.append((f"before ({before_src.name}), batch", _env(before_src), []))
-    out.append(("now, batch --workers 0 (one process)", now, ["--workers", "0"]))
-    out.append(("now, batch --workers 1", now, ["--workers", "1"]))
-    out.append(("now, batch (default: a reading worker per core, async model)", now, []))
+    if local:
+        out.append(("now, batch --workers 0 (films read ahead, the model in turn)", now, ["--workers", "0"]))
+        out.append(("now, batch --workers 1", now, ["--workers", "1"]))
+    out.append(("now, batch (default: a reading thread per core, async model)", now, []))
     if engine:
         out.append((f"now, batch --engine {engine} (2 workers)", now, ["--engine", engine, "--workers", "2"]))
     return out
@@ -92,18 +96,21 @@ def main(
     before_src: Path = typer.Option(None, help="folder holding an older `edge` package to compare"),
     engine: str = typer.Option(None, help="also time `batch --engine ENGINE` (dask)"),
     src: Path = typer.Option(REPO, help="folder holding the `edge` package timed as `now` (default: this checkout)"),
+    local_variants: bool = typer.Option(True, "--local-variants/--default-only", help="also --workers 0 and 1"),
 ) -> None:
     """What a clinic user waits for: screen wall time and RSS, batch films per second per variant."""
-    images = sorted((cohort.resolve() / "images").glob("*.dcm"))[:films]
-    variants = _variants(before_src, src, engine)
+    found = sorted((cohort.resolve() / "images").glob("*.dcm"))
+    images = found[:films]
+    variants = _variants(before_src, src, engine, local_variants)
     screens: dict[str, list] = {}
     batches: dict[str, list] = {label: [] for label, _, _ in variants}
     with tempfile.TemporaryDirectory() as td:
         tmp = Path(td)
         folder = tmp / "films"
         folder.mkdir()
-        for f in images:
-            os.symlink(f.resolve(), folder / f.name)
+        for k in range(films):  # a folder larger than the cohort repeats its films under new names
+            f = found[k % len(found)]
+            os.symlink(f.resolve(), folder / (f.name if k < len(found) else f"r{k // len(found)}_{f.name}"))
         base = dict(os.environ)
         who = ([("before", _env(before_src))] if before_src else []) + [("now", _env(src))]
         cmd = [sys.executable, "-m", "edge.cli", "screen"]
@@ -117,20 +124,26 @@ def main(
                 csv = tmp / f"r{r}-{len(batches[label])}-{abs(hash(label))}.csv"
                 cmd = [sys.executable, "-m", "edge.cli", "batch", str(folder), "--out", str(csv), *args]
                 batches[label].append(_timed(cmd, env, tmp))
-    text = _table(cohort, films, out, rounds, before_src, engine, screens, batches, len(images), src)
+    text = _table(cohort, films, out, rounds, before_src, engine, screens, batches, films, src, local_variants)
     out.write_text(text)
     print(text)
 
 
-def _table(cohort, films, out, rounds, before_src, engine, screens, batches, n, src) -> str:
+def _table(cohort, films, out, rounds, before_src, engine, screens, batches, n, src, local=True) -> str:
     cmd = f"sarco clinic-benchmark {cohort} --films {films} --rounds {rounds}"
     cmd += f" --before-src {before_src}" if before_src else ""
     cmd += f" --src {src}" if src != REPO else ""
     cmd += f" --engine {engine}" if engine else ""
+    cmd += "" if local else " --default-only"
     lines = [
         f"Clinic timings on {os.cpu_count()} CPU cores, phantom films of {cohort.name} (0.5 mm detector pitch), "
         "default INT8 bundle on CPU, wall time of the whole command in a fresh process (`python -m edge.cli`). "
-        "Variants alternate round by round; medians.",
+        "Variants alternate round by round; medians."
+        + (
+            f" The cohort has {len(list((cohort / 'images').glob('*.dcm')))} films: a longer folder repeats them."
+            if n > len(list((cohort / "images").glob("*.dcm")))
+            else ""
+        ),
         "",
         f"Command: `{cmd} --out {out}`",
         "",
