@@ -103,7 +103,7 @@ def copied(src: Dataset, keywords: tuple[str, ...]) -> Elements:
 
     encodings = None
     out: Elements = {}
-    for tag in _tags(keywords).intersection(src.keys()):
+    for tag in _tags(keywords).intersection(map(int, src.keys())):  # ints: pydicom's tags compare in Python
         elem = src.get_item(tag)
         as_read = getattr(elem, "is_raw", False) and elem.VR not in (None, "SQ") and elem.length != 0xFFFFFFFF
         if as_read and not elem.is_implicit_VR and elem.is_little_endian:  # the source's own bytes, as they are
