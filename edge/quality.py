@@ -119,14 +119,16 @@ def femur_support(muscle: np.ndarray, bone: np.ndarray) -> float | None:
     """Share of the rows holding thigh muscle in which bone lies between the muscle's outer
     edges: thigh muscle wraps the femur, while a mask on the pelvis, a shield, a ruler or the
     space between the legs has no femur inside it. None when there is no muscle."""
-    rows = np.nonzero(muscle.sum(axis=1) >= 2)[0]
+    rows = np.nonzero(np.count_nonzero(muscle, axis=1) >= 2)[0]
     if len(rows) == 0:
         return None
-    hits = 0
-    for r in rows:
-        cols = np.nonzero(muscle[r])[0]
-        hits += bool(bone[r, cols[0] : cols[-1] + 1].any())
-    return hits / len(rows)
+    m, b = muscle[rows].astype(bool), bone[rows].astype(bool)
+    first = m.argmax(axis=1)  # the outer edges, all rows at once
+    last = m.shape[1] - 1 - m[:, ::-1].argmax(axis=1)
+    upto = np.cumsum(b, axis=1)  # bone pixels up to each column
+    k = np.arange(len(rows))
+    inside = upto[k, last] - np.where(first > 0, upto[k, np.maximum(first - 1, 0)], 0)
+    return int(np.count_nonzero(inside > 0)) / len(rows)
 
 
 def quality_gate(

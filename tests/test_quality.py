@@ -333,3 +333,32 @@ def test_grey_levels_counted_on_the_whole_grid_when_the_sample_has_too_few() -> 
     ramp = np.zeros((1000, 400), np.float32)
     ramp[501] = np.linspace(0.1, 1, 400)
     assert not _grey_levels_below(ramp, MIN_GREY_LEVELS)
+
+
+def test_femur_support_row_by_row_reference_on_random_masks() -> None:
+    """The vectorised share equals the plain reading of its definition, row by row."""
+    from edge.quality import femur_support
+
+    def by_rows(muscle: np.ndarray, bone: np.ndarray) -> float | None:
+        rows = [r for r in range(muscle.shape[0]) if muscle[r].sum() >= 2]
+        if not rows:
+            return None
+        hits = 0
+        for r in rows:
+            cols = np.nonzero(muscle[r])[0]
+            hits += bool(bone[r, cols[0] : cols[-1] + 1].any())
+        return hits / len(rows)
+
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        h, w = rng.integers(1, 30, 2)
+        muscle = rng.random((h, w)) < rng.random()
+        bone = rng.random((h, w)) < 0.3 * rng.random()
+        assert femur_support(muscle, bone) == by_rows(muscle, bone)
+    edge_bone = np.zeros((3, 6), bool)
+    edge_bone[:, 0] = True  # bone left of the muscle only: outside its edges
+    muscle = np.zeros((3, 6), bool)
+    muscle[:, 1] = muscle[:, 4] = True
+    assert femur_support(muscle, edge_bone) == 0.0
+    edge_bone[1, 1] = True  # on the muscle's own first column: inside
+    assert femur_support(muscle, edge_bone) == pytest.approx(1 / 3)
