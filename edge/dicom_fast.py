@@ -179,15 +179,30 @@ def _frame(src: Dataset, number: int, shared: bool) -> dict:
     return out
 
 
+def packed_frames(labels: np.ndarray, segments: int) -> np.ndarray:
+    """np.packbits of the frames `labels == n` (n = 1..segments) one after another, little bit
+    order (the SEG's Pixel Data), packing only the rows where `labels` is not 0: every other bit is 0."""
+    rows, size = labels.shape[1], labels.size
+    total = segments * size
+    out = np.zeros((total + 7) // 8, np.uint8)
+    _, y, _, h = cv2.boundingRect(labels)
+    if not h:
+        return out
+    band = labels[y : y + h].ravel()
+    for n in range(segments):
+        start = n * size + y * rows  # the band's first bit in the whole
+        a = start - start % 8
+        bits = np.zeros(min(-(-(start + band.size) // 8) * 8, len(out) * 8) - a, bool)
+        np.equal(band, n + 1, out=bits[start - a : start - a + band.size])
+        out[a // 8 : a // 8 + len(bits) // 8] |= np.packbits(bits, bitorder="little")
+    return out
+
+
 def seg_bytes(film: Film, uid: str, series: str, sides: list[str], labels: np.ndarray, model: dict) -> list:
     """The binary SEG: one frame per segment (`labels` == its number) on the source's grid."""
     src = film.src
     out = common(film, SEG_CLASS, uid, series, "seg", "SEG", "sarco-edge thigh muscle")
     dim = new_uid()
-    frames = np.zeros((len(sides), *labels.shape), bool)
-    x, y, w, h = cv2.boundingRect(labels)  # the label map is 0 outside
-    for n in range(len(sides)):
-        np.equal(labels[y : y + h, x : x + w], n + 1, out=frames[n, y : y + h, x : x + w])
     out.update({
         0x00080008: el(0x00080008, "CS", ["DERIVED", "PRIMARY"]),
         0x00081090: el(0x00081090, "LO", f"{model['name']} {model['version']}"),
@@ -214,7 +229,7 @@ def seg_bytes(film: Film, uid: str, series: str, sides: list[str], labels: np.nd
     if "PixelSpacing" in src:
         shared[0x00289110] = sq(0x00289110, [copied(src, ("PixelSpacing",))])
     out[0x52009229] = sq(0x52009229, [shared])  # an empty item where there is neither (as highdicom)
-    return file_bytes(SEG_CLASS, uid, out, np.packbits(frames.ravel(), bitorder="little"))
+    return file_bytes(SEG_CLASS, uid, out, packed_frames(labels, len(sides)))
 
 
 _TINT = ((np.arange(256)[:, None] + np.array([255, 40, 40])) >> 1).astype(np.uint8).reshape(256, 1, 3)  # RGB

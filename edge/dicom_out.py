@@ -132,7 +132,7 @@ def _segments(
     labels = side_labels(mask, pixels, areas, spacing) if report.sides_seen == 2 else None
     if labels is not None:
         return ["right", "left"], labels
-    return ["both"], mask.astype(bool).astype(np.uint8)
+    return ["both"], np.ascontiguousarray(mask, bool).view(np.uint8)  # 1 = the one segment (a view, not a copy)
 
 
 def _algorithm(model: dict) -> hd.AlgorithmIdentificationSequence:

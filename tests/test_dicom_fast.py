@@ -255,3 +255,18 @@ def test_copied_as_read_equals_pydicoms_encoding():
     assert not any(getattr(parsed.get_item(t), "is_raw", False) for t in tags)
     a, b = copied(as_read, keywords), copied(parsed, keywords)
     assert len(a) >= 8 and a == b
+
+
+@pytest.mark.parametrize("shape,band", [((7, 13), (2, 5)), ((9, 10), (0, 9)), ((5, 3), (4, 5)), ((6, 11), (0, 1))])
+def test_packed_frames_equal_packbits_of_the_whole_frames(shape, band):
+    """Packing only the rows with labels gives the bits of the whole frames (odd widths: frames and
+    rows not byte-aligned; bands at the first and last rows)."""
+    rng = np.random.default_rng(sum(shape) + band[0])
+    labels = np.zeros(shape, np.uint8)
+    labels[band[0] : band[1]] = rng.integers(0, 3, (band[1] - band[0], shape[1]))
+    for segments in (1, 2):
+        lab = np.minimum(labels, segments)
+        whole = np.stack([lab == n for n in range(1, segments + 1)])
+        expected = np.packbits(whole.ravel(), bitorder="little")
+        assert np.array_equal(dicom_fast.packed_frames(lab, segments), expected), segments
+    assert not dicom_fast.packed_frames(np.zeros(shape, np.uint8), 2).any()
