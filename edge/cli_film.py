@@ -221,10 +221,7 @@ def batch(
     model: Path = MODEL,
     device: str = DEVICE,
     workers: int = typer.Option(
-        None,
-        "--workers",
-        min=0,
-        help="Threads reading films while the model runs (default: CPU cores, at most 4; 0: read ahead, model in turn).",
+        None, "--workers", min=0, help="Threads reading films while the model runs (default: cores, at most 4)."
     ),
     engine: str = typer.Option("local", "--engine", help="local, or dask (optional extra: sarco-edge[cluster])."),
     scheduler: str = typer.Option(None, "--scheduler", help="With --engine dask: a cluster's scheduler address."),
