@@ -26,9 +26,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def run(src: Path, films: Path, dicom: bool) -> tuple[float, float]:
     """(wall s, CPU s) of one batch, `edge` imported from `src`."""
-    exe = Path(sys.executable).parent / "sarco-edge"
+    # `python -m edge.cli` in a temporary folder, so PYTHONPATH's `edge` is the one timed (the
+    # console script's entry point may not exist in an older tree).
+    exe = [sys.executable, "-m", "edge.cli"]
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [str(exe), "batch", str(films), "--out", f"{tmp}/r.csv"] + (["--dicom-out", f"{tmp}/d"] if dicom else [])
+        cmd = [*exe, "batch", str(films), "--out", f"{tmp}/r.csv"] + (["--dicom-out", f"{tmp}/d"] if dicom else [])
         env = {**os.environ, "PYTHONPATH": str(src)}
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
