@@ -51,10 +51,10 @@ def table(films: Path, rounds: int, variants: dict, runs: dict, loads: list, cmd
         "# `batch --dicom-out`: cost per film",
         "",
         f"`{cmdline}`: {n} films, {rounds} alternating rounds, medians; `sarco-edge batch FILMS --out CSV`",
-        "with default options (reading workers = cores), with and without `--dicom-out DIR`.",
-        f"Machine: {os.cpu_count()} cores **shared with other engineers' jobs** (load average "
-        f"{min(loads):.1f} to {max(loads):.1f} during the runs), so wall times carry their load; "
-        "CPU seconds (user + system of the process tree) are steadier.",
+        "with default options (reading threads = cores), with and without `--dicom-out DIR`.",
+        f"Machine: {os.cpu_count()} cores; load average {min(loads):.1f} to {max(loads):.1f} when a run "
+        "began (a one-minute average that counts the previous runs' own threads). CPU seconds (user + "
+        "system of the process tree) are steadier than wall seconds.",
         "",
         "| edge package | variant | wall s | s per film | CPU s | CPU s per film | wall vs without |",
         "|---|---|---|---|---|---|---|",
