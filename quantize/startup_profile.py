@@ -41,6 +41,9 @@ t.append(time.perf_counter())
 load_bundle()
 t.append(time.perf_counter())
 print(json.dumps([b - a for a, b in zip(t, t[1:])]))
+import os
+sys.stdout.flush()
+os._exit(0)  # as `screen` ends (edge.cli.run): no interpreter teardown
 """
 PHASES = (
     "imports: edge.cli (typer, rich)",
