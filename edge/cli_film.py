@@ -131,11 +131,13 @@ def screen(
     opts = _options(sex, height_cm, criteria, grip_kg, gait_speed, spacing_mm)
     if overlay is not None:
         _check_overlay_path(overlay, image)
-    from .reader import ReadError, read_film
-    from .screen import write_overlay
-
-    with ThreadPoolExecutor(1) as pool:  # start-up: the bundle is verified and compiled while the film is read
+    # Start-up: the bundle is verified and compiled (OpenVINO, OpenCV) in a thread while this one
+    # imports the reader (pydicom and its decoders) and reads the film; the compile itself runs
+    # without the interpreter lock, so on two cores the two overlap.
+    with ThreadPoolExecutor(1) as pool:
         loading = pool.submit(_new_screener, model, device) if _DEVICE.match(device or "") else None
+        from .reader import ReadError, read_film
+
         try:
             film = read_film(image, spacing_mm=spacing_mm)
         except ReadError as e:
@@ -145,6 +147,8 @@ def screen(
         scr = _screener(model, device, loading=loading)
     res = scr.screen(film, opts)
     if overlay:
+        from .screen import write_overlay
+
         write_overlay(overlay, res.film, res.mask, res.report)
     if dicom_out is not None and (problem := _dicom_out().write_for_cli(dicom_out, image, res)):
         raise fail(problem, EXIT_OUTPUT)

@@ -17,11 +17,14 @@ that carry none.
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .measure import Areas
-from .reader import Film
+
+if TYPE_CHECKING:  # the film type only: importing the reader (pydicom) is not this module's start-up cost
+    from .reader import Film
 
 NOT_LEG_PARTS = {
     "CHEST",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -21,9 +22,11 @@ from .files import write_bytes_atomic
 from .measure import Areas, thigh_areas
 from .preprocess import Letterbox, mirror, to_film_grid, to_model_input
 from .quality import GateConfig, femur_support, quality_gate
-from .reader import Film
 from .report import Report
 from .smi import SmiCalibration
+
+if TYPE_CHECKING:  # the film type only: importing the reader (pydicom) is not this module's start-up cost
+    from .reader import Film
 
 DISCLAIMER = (
     "Screening aid, not a diagnosis: the model was trained on synthetic films; a radiograph speaks to "

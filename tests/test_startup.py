@@ -73,3 +73,9 @@ def test_one_film_commands_end_without_teardown_and_keep_output_and_exit_code(tm
     assert usage.returncode == 2 and "TEARDOWN" not in usage.stderr
     other = _run_entry("info")  # pools, clusters, listeners: the ordinary exit
     assert other.returncode == 0 and "TEARDOWN" in other.stderr, other.stderr[-2000:]
+
+
+def test_the_screener_loads_without_the_dicom_stack():
+    """`screen` compiles the model in a thread while the main thread imports the reader: the
+    screener's own imports (bundle, quality gate, OpenVINO) must not pull in pydicom themselves."""
+    assert "pydicom" not in _loaded_after("import edge.screen, edge.bundle, edge.quality")
