@@ -2,7 +2,7 @@
 runs the model on earlier films, and the calling thread (the one CSV writer) post-processes and
 hands the outcomes on in input order.
 
-- Reading: a thread pool. Chosen over worker processes by measurement (firmware_notes/profile.md):
+- Reading: a thread pool. Chosen over worker processes by measurement (firmware_notes/README.md):
   a process had to send each film's float32 pixels back through a pipe (7 MB for a 1.7 MP film,
   pickled on both sides) and cost a second interpreter's memory, while the reading itself is
   numpy, OpenCV and pydicom's decoders, which release the GIL for the heavy part. Each film is

@@ -3,6 +3,7 @@ of this checkout and (optionally) an older one, in alternating rounds; medians i
 
     python tests/bench_dicom_out.py FILMS [--before-src DIR] [--rounds 3] [--out FILE]
     python tests/bench_dicom_out.py FILMS --profile 12      # where one film's DICOM writing goes
+    python tests/bench_dicom_out.py FILMS --in-process       # per film, the start-up left out
 
 Each run is `sarco-edge batch FILMS --out CSV [--dicom-out DIR]` in a fresh process with default
 options; wall seconds and CPU seconds (user + system of the process tree) are measured. The order of
@@ -99,6 +100,44 @@ def profile(films: Path, n: int) -> None:
             print(f"{100 * v[3] / total:5.1f} %  {name}  ({Path(path).parent.name}/{Path(path).name})")
 
 
+def in_process(films: Path, rounds: int) -> None:
+    """The same batch with and without the DICOM writer, in this process after one start-up
+    (so the per-film cost without the fixed start), alternating; wall and CPU seconds per run and
+    the writer thread's own CPU (time.thread_time around each film's folder)."""
+    from edge import dicom_batch
+    from edge.batch import run_batch
+    from edge.pipeline import screen_stream
+    from edge.screen import Options, Screener
+
+    scr, opts, spent = Screener(hint="THROUGHPUT"), Options(), []
+    real = dicom_batch.write_one
+
+    def timed(*args):
+        t = time.thread_time()
+        try:
+            return real(*args)
+        finally:
+            spent.append(time.thread_time() - t)
+
+    dicom_batch.write_one = timed
+    n = len(list(films.glob("*.dcm")))
+    for r in range(rounds):
+        for dicom in (r % 2 == 1, r % 2 == 0):
+            with tempfile.TemporaryDirectory() as tmp:
+                inner = lambda todo: screen_stream(scr, opts, todo, os.cpu_count() or 1)  # noqa: E731
+                outcomes = dicom_batch.DicomTee(Path(tmp) / "d", inner) if dicom else inner
+                spent.clear()
+                t, c0 = time.perf_counter(), os.times()
+                run_batch(films, Path(tmp) / "r.csv", opts, scr, outcomes=outcomes)
+                c1 = os.times()
+                cpu = c1.user + c1.system - c0.user - c0.system
+                print(
+                    f"round {r + 1}, {'with' if dicom else 'without'} --dicom-out: {time.perf_counter() - t:.2f} s wall, "
+                    f"{1000 * cpu / n:.1f} ms CPU per film, writer thread {1000 * sum(spent) / n:.1f} ms per film",
+                    flush=True,
+                )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("films", type=Path)
@@ -106,9 +145,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--out", type=Path)
     ap.add_argument("--profile", type=int, metavar="N", help="profile the DICOM writing of N films instead")
+    ap.add_argument("--in-process", action="store_true", help="time both in this process, start-up excluded")
     a = ap.parse_args()
     if a.profile:
         return profile(a.films, a.profile)
+    if a.in_process:
+        return in_process(a.films.resolve(), a.rounds)
     srcs = {"now": REPO} | ({f"before ({a.before_src.name})": a.before_src.resolve()} if a.before_src else {})
     variants = {(who, d): ("with --dicom-out" if d else "without") for who in srcs for d in (False, True)}
     runs: dict = {k: [] for k in variants}
