@@ -23,7 +23,7 @@ from .dicom_codes import MANUFACTURER, SCHEME, SERIES_NUMBERS
 from .report import Report
 
 # highdicom takes pydicom's Code: the shared concepts (edge.dicom_codes) as such
-MUSCLE_OF_THIGH, CM2, KG_M2, NO_UNIT, CM = (Code(*x) for x in (c.MUSCLE_OF_THIGH, c.CM2, c.KG_M2, c.NO_UNIT, c.CM))
+MUSCLE_OF_THIGH, CM2 = (Code(*x) for x in (c.MUSCLE_OF_THIGH, c.CM2))
 SIDES = {side: Code(*x) for side, x in c.SIDES.items()}
 __all__ = ["MANUFACTURER", "SCHEME", "SERIES_NUMBERS", "build_sr", "local", "sr_values"]
 
@@ -61,22 +61,13 @@ def _num(name: Code, value: float | None, unit: Code, sites: list | None = None)
 
 
 def _film_measurements(report: Report) -> list[hd.sr.Measurement]:
-    """Total area, SMI with its interval, p_low, cut-off, then the numeric quality findings."""
+    """edge.dicom_codes.film_measurements as highdicom measurements."""
     site = [hd.sr.FindingSite(MUSCLE_OF_THIGH)]
-    ms = _num(codes.SCT.Area, report.thigh_muscle_area_cm2, CM2, site)
-    if report.thigh_muscle_area_cm2 is None:
-        ms += _num(local("thigh_muscle_area_px", "Thigh muscle area in pixels"), report.thigh_muscle_area_px,
-                   Code("{pixels}", "UCUM", "pixels"), site)  # fmt: skip
-    lo, hi = report.smi_interval_95 or (None, None)
-    ms += _num(local("smi_estimate", "SMI estimate"), report.smi_estimate, KG_M2)
-    ms += _num(local("smi_low", "SMI estimate, 95% interval lower limit"), lo, KG_M2)
-    ms += _num(local("smi_high", "SMI estimate, 95% interval upper limit"), hi, KG_M2)
-    ms += _num(local("p_low", "Probability that DEXA SMI is below the cut-off"), report.p_low, NO_UNIT)
-    ms += _num(local("cutoff", "SMI cut-off for low muscle mass"), report.cutoff, KG_M2)
-    for key, value in report.quality.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            ms += _num(local(key), value, CM if key.endswith("_cm") else NO_UNIT)
-    return ms
+    return [
+        m
+        for name, value, unit, at_muscle in c.film_measurements(report)
+        for m in _num(Code(*name), value, Code(*unit), site if at_muscle else None)
+    ]
 
 
 def _film_evaluations(report: Report | None, flag: str) -> list[hd.sr.QualitativeEvaluation]:
@@ -126,7 +117,7 @@ def _roi_groups(
                 finding_type=MUSCLE_OF_THIGH,
                 finding_sites=[site] if site else None,
                 algorithm_id=_sr_algorithm(report.model),
-                measurements=_num(codes.SCT.Area, area, CM2),
+                measurements=_num(Code(*c.AREA), area, CM2),
             )
         )
     return groups

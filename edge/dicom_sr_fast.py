@@ -10,7 +10,7 @@ from functools import cache
 from pydicom.valuerep import format_number_as_ds
 
 from . import __version__
-from .dicom_codes import CM, CM2, KG_M2, NO_UNIT, SIDES, Code, local
+from .dicom_codes import AREA, CM2, SIDES, film_measurements, local
 from .dicom_enc import Elements, code_sq, el, file_bytes, item, sq
 from .dicom_fast import SEG_CLASS, SR_CLASS, Film, common, new_uid
 from .report import Report
@@ -18,7 +18,6 @@ from .report import Report
 REL, VT, NAME, CONCEPT, TEXT, UID, MEASURED, CONTENT = (
     0x0040A010, 0x0040A040, 0x0040A043, 0x0040A168, 0x0040A160, 0x0040A124, 0x0040A300, 0x0040A730)  # fmt: skip
 SOP_REFS = 0x00081199
-AREA = ("42798000", "SCT", "Area")
 HAS_MOD, HAS_CTX = "HAS CONCEPT MOD", "HAS OBS CONTEXT"
 
 
@@ -100,21 +99,12 @@ def _finding_and_algorithm(name: str, version: str, sha256: str, precision: str)
 
 
 def _film_measurements(report: Report) -> list:
-    """As edge.dicom_sr._film_measurements."""
-    ms = _num(AREA, report.thigh_muscle_area_cm2, CM2, [_site()])
-    if report.thigh_muscle_area_cm2 is None:
-        ms += _num(_loc("thigh_muscle_area_px", "Thigh muscle area in pixels"), report.thigh_muscle_area_px,
-                   Code("{pixels}", "UCUM", "pixels"), [_site()])  # fmt: skip
-    lo, hi = report.smi_interval_95 or (None, None)
-    ms += _num(_loc("smi_estimate", "SMI estimate"), report.smi_estimate, KG_M2)
-    ms += _num(_loc("smi_low", "SMI estimate, 95% interval lower limit"), lo, KG_M2)
-    ms += _num(_loc("smi_high", "SMI estimate, 95% interval upper limit"), hi, KG_M2)
-    ms += _num(_loc("p_low", "Probability that DEXA SMI is below the cut-off"), report.p_low, NO_UNIT)
-    ms += _num(_loc("cutoff", "SMI cut-off for low muscle mass"), report.cutoff, KG_M2)
-    for key, value in report.quality.items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            ms += _num(_loc(key), value, CM if key.endswith("_cm") else NO_UNIT)
-    return ms
+    """edge.dicom_codes.film_measurements, packed."""
+    return [
+        m
+        for name, value, unit, at_muscle in film_measurements(report)
+        for m in _num(name, value, unit, [_site()] if at_muscle else None)
+    ]
 
 
 def _film_evaluations(report: Report | None, flag: str) -> list:
