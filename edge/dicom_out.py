@@ -31,7 +31,7 @@ from pydicom.dataset import Dataset
 from . import __version__
 from .dicom_codes import MANUFACTURER, SERIES_NUMBERS
 from .files import fsync_dir
-from .measure import split_sides
+from .measure import mask_box, split_sides
 from .report import Report
 
 if TYPE_CHECKING:
@@ -78,10 +78,9 @@ def side_labels(mask: np.ndarray, pixels: np.ndarray, areas=None, spacing=None) 
     the blobs left of it are a prefix, and prefixes differ in count): no blobs to label.
     """
     mask = np.asarray(mask, bool)
-    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
-    if not w or not h:
+    box = mask_box(mask)
+    if box is None:
         return None
-    box = (slice(y, y + h), slice(x, x + w))
     crop = mask[box]
     right = _right_count(areas, spacing)
     if right is None:

@@ -43,6 +43,12 @@ def _gap_intensity(lab: np.ndarray, stats: np.ndarray, a: int, b: int, pixels: n
     return float(np.median(vals)) if vals.size else None
 
 
+def mask_box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """Rows and columns of a mask's bounding box (None for an empty mask): where its blobs are."""
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask, bool).view(np.uint8))
+    return (slice(y, y + h), slice(x, x + w)) if w and h else None
+
+
 def split_sides(mask: np.ndarray, pixels: np.ndarray) -> tuple[int, int] | None:
     """Pixels of the image-left (patient's right) and image-right thigh, or None for one thigh.
 
@@ -53,10 +59,9 @@ def split_sides(mask: np.ndarray, pixels: np.ndarray) -> tuple[int, int] | None:
     """
     # Labelled inside the mask's bounding box only (the thighs are a band of the film): the same
     # blobs and counts, with coordinates relative to the box, for half the work on a long film.
-    rows, cols = np.flatnonzero(np.count_nonzero(mask, axis=1)), np.flatnonzero(np.count_nonzero(mask, axis=0))
-    if rows.size == 0:
+    box = mask_box(mask)
+    if box is None:
         return None
-    box = np.s_[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     mask, pixels = mask[box], pixels[box]
     n, lab, stats, cent = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
     if n <= 2:
