@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,31 +96,14 @@ class Inference:
         return direct, mirrored
 
 
-class Readers:
-    """Threads reading films ahead; each entry's outcome is taken in input order."""
-
-    def __init__(self, workers: int, spacing_mm: float | None, size: tuple[int, int]) -> None:
-        self.args = (spacing_mm, size)
-        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="sarco-read")
-
-    def submit(self, entry) -> Future | None:
-        return None if entry.skip else self.pool.submit(prepare, str(entry.path), *self.args)
-
-    @staticmethod
-    def result(fut: Future | None) -> Prepared | ReadError | ScreenFailed | None:
-        return None if fut is None else fut.result()
-
-    def close(self) -> None:
-        self.pool.shutdown(wait=True, cancel_futures=True)
-
-
 def screen_stream(screener, opts, entries: Iterable, workers: int) -> Iterator[tuple[object, object]]:
     """(entry, outcome) in input order: outcome is None (skipped entry), a ReadError, a
     ScreenFailed, or the screener's Result."""
     entries = list(entries)
     infer = Inference(screener.compiled)
     depth = max(1, len(infer) // 2)  # films in the model at once
-    readers = Readers(workers, opts.spacing_mm, screener.bundle.input_size)
+    readers = ThreadPoolExecutor(workers, thread_name_prefix="sarco-read")
+    args = (opts.spacing_mm, screener.bundle.input_size)
     ahead = 2 * workers + depth
     waiting: deque = deque()
     inflight: deque = deque()
@@ -128,13 +111,13 @@ def screen_stream(screener, opts, entries: Iterable, workers: int) -> Iterator[t
     try:
         while True:
             for e in it:
-                waiting.append((e, readers.submit(e)))
+                waiting.append((e, None if e.skip else readers.submit(prepare, str(e.path), *args)))
                 if len(waiting) >= ahead:
                     break
             if not waiting:
                 break
             entry, fut = waiting.popleft()
-            got = readers.result(fut)
+            got = None if fut is None else fut.result()
             if isinstance(got, Prepared):
                 infer.start(id(got), got.x)
             inflight.append((entry, got))
@@ -143,7 +126,7 @@ def screen_stream(screener, opts, entries: Iterable, workers: int) -> Iterator[t
         while inflight:
             yield _finish(screener, opts, infer, *inflight.popleft())
     finally:
-        readers.close()
+        readers.shutdown(wait=True, cancel_futures=True)
 
 
 def _finish(screener, opts, infer: Inference, entry, got) -> tuple[object, object]:
