@@ -205,3 +205,35 @@ def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(tiny_cohort
     assert changed, "the second epoch did not train"
     diff = max(float((wa[k].float() - wb[k].float()).abs().max()) for k in wa)
     assert diff < 1e-5, diff
+
+
+def test_a_fine_tune_starts_from_the_given_weights_and_joins_cohorts(tiny_cohort: Path, tmp_path: Path):
+    """--init loads another run's weights (at a learning rate of ~0 they come out unchanged, while
+    a fresh start does not), refuses another architecture, and --also adds a cohort's films."""
+    import torch
+
+    common = ["train", str(tiny_cohort), "--arch", "unet", "--batch", "4", "--threads", "1", "--epochs", "1"]
+    a = run_cli("train.cli", *common, "--run", str(tmp_path / "a"), "--max-steps", "2")
+    assert a.returncode == 0, a.stderr[-2000:]
+    still = ["--lr", "1e-12", "--max-steps", "1"]
+    b = run_cli("train.cli", *common, *still, "--run", str(tmp_path / "b"), "--init", str(tmp_path / "a"))
+    c = run_cli("train.cli", *common, *still, "--run", str(tmp_path / "c"))
+    assert b.returncode == 0 and c.returncode == 0, (b.stderr[-2000:], c.stderr[-2000:])
+
+    def params(run: str) -> dict:
+        w = torch.load(tmp_path / run / "last.pt", weights_only=False)["model"]
+        return {k: v.float() for k, v in w.items() if "running" not in k and "num_batches" not in k}
+
+    wa, wb, wc = params("a"), params("b"), params("c")
+    assert max(float((wa[k] - wb[k]).abs().max()) for k in wa) < 1e-6
+    assert max(float((wa[k] - wc[k]).abs().max()) for k in wa) > 1e-4
+
+    bad = run_cli("train.cli", *common, "--arch", "vnet", "--run", str(tmp_path / "d"), "--init", str(tmp_path / "a"))
+    assert bad.returncode == 2 and "--init" in bad.stderr and "unet" in bad.stderr
+
+    one = run_cli("train.cli", *common, "--run", str(tmp_path / "e"))
+    two = run_cli("train.cli", *common, "--run", str(tmp_path / "f"), "--also", str(tiny_cohort))
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr[-2000:], two.stderr[-2000:])
+    steps = [int(next(csv.DictReader((tmp_path / r / "log.csv").open()))["step"]) for r in ("e", "f")]
+    assert steps[1] == 2 * steps[0] > 0, steps
+    assert len(json.loads((tmp_path / "f" / "run.json").read_text())["also"]) == 1

@@ -104,6 +104,10 @@ def train(
     threads: int = typer.Option(0, "--threads", min=0, help="torch CPU threads (0: torch's default)."),
     device: str = typer.Option("auto", "--device", help="auto (CUDA when present), cpu or cuda."),
     workers: int = typer.Option(0, "--workers", min=0, help="Processes augmenting batches ahead of the model."),
+    also: list[Path] = typer.Option(
+        [], "--also", help="Another cohort whose train and val splits join the first's (repeatable)."
+    ),
+    init: Path = typer.Option(None, "--init", help="Start from this run's best weights (fine-tune)."),
 ) -> None:
     """Train U-Net, U-Net++ or V-Net on the thigh muscle label; best checkpoint by val Dice."""
     from .models import ARCHS, DEFAULT_ENCODER
@@ -126,6 +130,8 @@ def train(
         threads=threads,
         device=device,
         workers=workers,
+        also=tuple(str(c) for c in also),
+        init=str(init) if init else None,
     )
     try:
         summary = run_training(cfg, run, resume=resume, console=console)

@@ -42,6 +42,8 @@ class TrainConfig:
     cache: str | None = None
     device: str = "auto"  # "auto": CUDA when present, else CPU
     workers: int = 0  # processes that augment batches ahead of the model (0: in line)
+    also: tuple[str, ...] = ()  # more cohorts whose train and val splits join the first's
+    init: str | None = None  # a run (best.pt) whose weights start this one: fine-tuning
 
     @property
     def n_out(self) -> int:
@@ -150,6 +152,8 @@ def train(cfg: TrainConfig, run: Path, resume: bool = False, console=None) -> di
         _resume(st, run / "last.pt", dev, lr_factor)
     elif (run / "log.csv").exists():
         raise FileExistsError(f"{run} already holds a run; pass --resume to continue it")
+    elif cfg.init:
+        _init_weights(model, cfg)
     _write_meta(cfg, run, resume, st, model)
     log = run / "log.csv"
     if not log.exists():
@@ -205,13 +209,31 @@ class _State:
 
 
 def _data(cfg: TrainConfig) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Train and val arrays (model inputs, label maps), read once through edge and cached."""
-    cohort = Path(cfg.cohort)
-    cache = Path(cfg.cache) if cfg.cache else cache_dir(cohort, cfg.size)
-    tr_cases, va_cases = load_cases(cohort, "train"), load_cases(cohort, "val")
-    if not tr_cases or not va_cases:
-        raise ValueError(f"{cohort} needs films in both the train and the val split")
-    return cached_arrays(tr_cases, cache, tuple(cfg.size)), cached_arrays(va_cases, cache, tuple(cfg.size))
+    """Train and val arrays (model inputs, label maps), read once through edge and cached; the
+    splits of every cohort (the first and `also`) joined, so one run can learn two generations."""
+    parts: dict[str, list[tuple[np.ndarray, np.ndarray]]] = {"train": [], "val": []}
+    for i, c in enumerate((cfg.cohort, *cfg.also)):
+        cohort = Path(c)
+        cache = Path(cfg.cache) if cfg.cache and i == 0 else cache_dir(cohort, cfg.size)
+        for split, arrays in parts.items():
+            cases = load_cases(cohort, split)
+            if not cases:
+                raise ValueError(f"{cohort} needs films in both the train and the val split")
+            arrays.append(cached_arrays(cases, cache, tuple(cfg.size)))
+    tr, va = ([np.concatenate(a) for a in zip(*parts[s])] for s in ("train", "val"))
+    return (tr[0], tr[1]), (va[0], va[1])
+
+
+def _init_weights(model: torch.nn.Module, cfg: TrainConfig) -> None:
+    """Start from another run's best weights (same architecture and labels), with this run's own
+    optimiser and schedule: a fine-tune, not a resume."""
+    src = Path(cfg.init)
+    ck = torch.load(src / "best.pt" if src.is_dir() else src, map_location="cpu", weights_only=False)
+    keys = ("arch", "encoder", "classes")
+    theirs, ours = tuple(ck["config"].get(k) for k in keys), tuple(getattr(cfg, k) for k in keys)
+    if theirs != ours:
+        raise ValueError(f"--init {src} is {'/'.join(map(str, theirs))}, this run {'/'.join(map(str, ours))}")
+    model.load_state_dict(ck["model"])
 
 
 def _device(cfg: TrainConfig) -> torch.device:
@@ -264,6 +286,7 @@ def _write_meta(cfg: TrainConfig, run: Path, resume: bool, st: _State, model: to
             "version": PREP_VERSION,
         },
         "cohort": dataset_info(Path(cfg.cohort)),
+        "also": [dataset_info(Path(c)) for c in cfg.also],
         "labels": {"thigh_muscle": 1},
     }
     write_text_atomic(run / "run.json", json.dumps(meta, indent=2, default=str))
