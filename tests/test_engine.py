@@ -106,10 +106,46 @@ def test_own_cluster_workers_keep_glibc_adaptive_malloc_and_screen_in_chunks(
     engine = DaskEngine(None, "CPU", Options(), workers=2, timeout_s=120, chunk=3)
     try:
         envs = engine.client.run(lambda: os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+        forked = engine.client.run(lambda: "pytest" in sys.modules)  # inherited, never imported there
         out = tmp_path / "dask.csv"
         counts = run_batch(folder, out, Options(), None, outcomes=engine.outcomes)
+        restarted = _restart_one(engine)
     finally:
         engine.close()
     assert len(envs) == 2 and set(envs.values()) == {None}, envs
     assert films > 3 and counts["screened"] == films and counts["skipped"] == 1
     assert _rows(out) == _rows(reference)
+    # Forked at the cluster's start (Linux); a worker restarted mid-batch is spawned, not forked
+    # from a process that by then runs batch threads.
+    assert list(forked.values()) == [sys.platform.startswith("linux")] * 2, forked
+    assert restarted == {"pytest": False, "screener": True}, restarted
+
+
+def _restart_one(engine) -> dict:
+    """Kill one worker of the engine's cluster, wait for its nanny to start another; what it has."""
+    import time
+
+    pids = engine.client.run(os.getpid)
+    victim = next(iter(pids.values()))
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        try:
+            now = engine.client.run(os.getpid)
+        except Exception:  # a worker gone between the scheduler's list and the call
+            continue
+        if len(now) == 2 and victim not in now.values():
+            new = next(a for a, p in now.items() if p not in pids.values())
+            got = engine.client.run(
+                lambda dask_worker: ("pytest" in sys.modules, hasattr(dask_worker, "sarco_screener")), workers=[new]
+            )
+            return dict(zip(("pytest", "screener"), got[new], strict=True))
+    raise AssertionError("the killed worker was not restarted")
+
+
+def test_the_first_start_forks_on_linux_only():
+    from edge.engine import first_start_method
+
+    assert first_start_method("linux") == "fork"
+    assert first_start_method("win32") == first_start_method("darwin") == "spawn"
