@@ -44,6 +44,17 @@ def _float(v: str | None) -> float | None:
         return None
 
 
+def raster_spacing(case: Case) -> float | None:
+    """A raster film (PNG, JPEG, TIFF) has no header: its spacing comes from cases.csv
+    (pixel_spacing_mm), as a user would give --spacing-mm. DICOM keeps its own header's."""
+    if case.image.suffix.lower() in (".dcm", ""):
+        return None
+    try:
+        return float(case.row.get("pixel_spacing_mm") or "") or None
+    except ValueError:
+        return None
+
+
 def load_cases(cohort: Path, split: str | None = None) -> list[Case]:
     """Rows of cases.csv; `split` may be 'train', 'val', 'test', 'train+val' or None for all."""
     cohort = Path(cohort)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
+import cv2
 import numpy as np
 
 from .measure import Areas
@@ -58,6 +59,7 @@ INVERTED = "film appears inverted (soft tissue brighter than its surroundings): 
 SPACING_ANATOMY = "pixel spacing inconsistent with the anatomy (thigh length does not fit the patient's height)"
 ASYMMETRY = "segmentation failed quality checks (the two thighs differ implausibly in size)"
 NO_FEMUR = "segmentation failed quality checks (no femur beside the muscle: it is not on the thighs)"
+SPACING_FEMUR = "pixel spacing inconsistent with the anatomy (femoral shaft width implausible: check the spacing)"
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class GateConfig:
     max_side_ratio: float = 2.0  # larger / smaller thigh
     min_muscle_level: float = 0.3  # muscle's place in the film's grey range (inverted below)
     min_femur_support: float = 0.5  # share of the muscle's rows with femur inside them
+    femur_width_cm: tuple[float, float] = (1.5, 5.0)  # femoral shaft, mid-thigh, on the film
 
     @classmethod
     def from_dict(cls, d: dict | None) -> GateConfig:
@@ -134,6 +137,38 @@ def femur_support(muscle: np.ndarray, bone: np.ndarray) -> float | None:
     return int(np.count_nonzero(inside > 0)) / len(rows)
 
 
+def femur_width(muscle: np.ndarray, bone: np.ndarray) -> float | None:
+    """Width of the femoral shaft at mid-thigh, in pixels of this grid: the spacing's anatomical
+    cross-check. The adult shaft is 2.5-3.3 cm wide on a long-leg film whoever the patient is
+    (measured on both phantom generations and the real acceptance film), so a wrong spacing shows
+    in it, as it does not in the thigh's length, which varies with height and the film's crop.
+
+    Rows between the 35th and 65th percentile of the muscle's mass; a shaft is a bone component
+    (probability > 0.5) that runs through most of them with muscle on both sides; its width in a
+    row is the bone probability summed across it (sub-pixel on a coarse grid). The median over
+    rows and then over shafts (a ruler read as bone in the midline does not move it); None when
+    no shaft is found."""
+    cum = np.cumsum(np.count_nonzero(muscle, axis=1))
+    if cum.size == 0 or cum[-1] == 0:
+        return None
+    r0, r1 = int(np.searchsorted(cum, 0.35 * cum[-1])), int(np.searchsorted(cum, 0.65 * cum[-1])) + 1
+    m, b = muscle[r0:r1].astype(bool), bone[r0:r1]
+    n, lab, stats, _ = cv2.connectedComponentsWithStats((b > 0.5).astype(np.uint8), connectivity=8)
+    has = m.any(axis=1)
+    first = np.where(has, m.argmax(axis=1), m.shape[1])
+    last = np.where(has, m.shape[1] - 1 - m[:, ::-1].argmax(axis=1), -1)
+    shafts = []
+    for i in range(1, n):
+        x, _, w, h, _ = stats[i]
+        if h < 0.6 * len(m):
+            continue
+        lo, hi = max(x - 2, 0), min(x + w + 2, m.shape[1])
+        rows = (first < lo) & (last >= hi) & (lab == i).any(axis=1)
+        if np.count_nonzero(rows) >= 0.5 * h:
+            shafts.append(float(np.median(b[rows, lo:hi].sum(axis=1))))
+    return float(np.median(shafts)) if shafts else None
+
+
 def quality_gate(
     film: Film,
     areas: Areas,
@@ -142,8 +177,12 @@ def quality_gate(
     height_m: float | None = None,
     cfg: GateConfig = GateConfig(),
     femur: float | None = None,
+    femur_width_px: float | None = None,
 ) -> tuple[list[str], dict]:
-    """(reasons, quality): reasons is empty when the film and its segmentation may be measured."""
+    """(reasons, quality): reasons is empty when the film and its segmentation may be measured.
+
+    `femur` is femur_support's share, `femur_width_px` femur_width's shaft width in the film's
+    pixels (multi-class models)."""
     reasons: list[str] = []
     rows, cols = film.pixels.shape
     part = (film.body_part or "").upper().replace(" ", "")
@@ -167,6 +206,11 @@ def quality_gate(
         quality["femur_support"] = round(femur, 3)
         if femur < cfg.min_femur_support:
             reasons.append(NO_FEMUR)
+    if femur_width_px is not None and film.spacing_mm:
+        width = femur_width_px * film.spacing_mm[1] / 10
+        quality["femur_width_cm"] = round(width, 2)
+        if not cfg.femur_width_cm[0] <= width <= cfg.femur_width_cm[1]:
+            reasons.append(SPACING_FEMUR)
     if areas.unit == "cm2" and not reasons:
         per_side = [v for v in (areas.right, areas.left) if v is not None] or [areas.total]
         plausible = all(cfg.thigh_area_cm2[0] <= v <= cfg.thigh_area_cm2[1] for v in per_side)

@@ -21,7 +21,7 @@ from .decision import MEANING, Flag, Thresholds, decide
 from .files import write_bytes_atomic
 from .measure import Areas, thigh_areas
 from .preprocess import Letterbox, mirror, to_film_grid, to_model_input
-from .quality import GateConfig, femur_support, quality_gate
+from .quality import GateConfig, femur_support, femur_width, quality_gate
 from .report import Report
 from .smi import SmiCalibration
 
@@ -54,6 +54,7 @@ class Segmentation:
     mask: np.ndarray  # thigh muscle, on the film's grid
     confidence: float
     femur_support: float | None  # share of the muscle's rows with bone between its edges
+    femur_width_px: float | None = None  # femoral shaft width at mid-thigh, film pixels
 
 
 @dataclass
@@ -114,11 +115,14 @@ class Screener:
         # Confidence: how decided the model is wherever it sees any muscle (1 = all 0 or 1).
         near = prob > 0.1
         confidence = float(np.mean(np.abs(2 * prob[near] - 1))) if np.any(prob > 0.5) else 0.0
-        support = None
+        support = width = None
         if probs.shape[0] > BONE:
             inside = np.s_[box.top : box.top + box.height, box.left : box.left + box.width]
-            support = femur_support(prob[inside] > 0.5, probs[BONE][inside] > 0.5)
-        return Segmentation(to_film_grid(prob, box) > 0.5, confidence, support)
+            muscle, bone = prob[inside] > 0.5, probs[BONE][inside]
+            support = femur_support(muscle, bone > 0.5)
+            width = femur_width(muscle, bone)
+            width = None if width is None else width / box.scale  # model to film pixels
+        return Segmentation(to_film_grid(prob, box) > 0.5, confidence, support, width)
 
     def screen(self, film: Film, opts: Options) -> Result:
         """Screen a film the caller has read (reading errors are the caller's to report)."""
@@ -126,7 +130,7 @@ class Screener:
 
     def result(self, film: Film, seg: Segmentation, opts: Options) -> Result:
         areas = thigh_areas(seg.mask, film.spacing_mm, film.pixels)
-        report = self.report(film, seg.mask, seg.confidence, opts, seg.femur_support, areas)
+        report = self.report(film, seg.mask, seg.confidence, opts, seg.femur_support, areas, seg.femur_width_px)
         return Result(report, film, seg.mask, areas)
 
     def report(
@@ -137,11 +141,12 @@ class Screener:
         opts: Options,
         femur: float | None = None,
         areas: Areas | None = None,
+        femur_width_px: float | None = None,
     ) -> Report:
         crit = CRITERIA[opts.criteria]
         (sex, sex_src), (height, h_src) = _who(film, opts)
         areas = thigh_areas(mask, film.spacing_mm, film.pixels) if areas is None else areas
-        reasons, quality = quality_gate(film, areas, confidence, mask, height, self.gate, femur)
+        reasons, quality = quality_gate(film, areas, confidence, mask, height, self.gate, femur, femur_width_px)
         if film.spacing_mm is None:
             reasons.append("no pixel spacing (give --spacing-mm): area in pixels only")
         if sex not in ("F", "M"):

@@ -27,7 +27,7 @@ NEEDS: dict[str, list[str]] = {}
 @app.command()
 def gate(
     bundle: Path = typer.Argument(..., help="The model bundle whose manifest gets the thresholds."),
-    data: Path = typer.Option(..., "--data", help="Cohort folder."),
+    data: list[Path] = typer.Option(..., "--data", help="Cohort folder (repeatable: each generation's)."),
     split: str = typer.Option("val", "--split", help="The films the thresholds are chosen on."),
 ) -> None:
     """Choose the quality gate's anatomical thresholds on validation films, into the manifest."""

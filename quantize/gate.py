@@ -7,8 +7,11 @@ because the phantom's population is narrower than real patients' (README, the qu
 muscle length / height x [0.75, 1.5] of the observed [min, max], absolute length x [0.7, 1.8],
 the larger/smaller thigh ratio at least 2.0 and 1.25 x the 99th percentile, the muscle's grey
 level at most 0.6 x the lowest seen (an inverted film puts it near 0.2), the share of muscle rows
-with femur inside them at most 0.6 x the lowest seen (multi-class models). The confidence floor
-stays at 0.6: decisiveness is not anatomy, and real films are less decided than the phantom.
+with femur inside them at most 0.6 x the lowest seen, and the femoral shaft width x [0.75, 1.3]
+of the observed range (multi-class models: the spacing's check, tight because the adult shaft
+varies little; 0.75 of the phantom's narrowest is still under a small woman's real shaft). The
+confidence floor stays at 0.6: decisiveness is not anatomy, and real films are less decided than
+the phantom. Several cohorts (generations) may be given; a raster film's spacing is its case's.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.bundle import MANIFEST, load_bundle, sha256
-from edge.dataset import load_cases
+from edge.dataset import load_cases, raster_spacing
 from edge.files import write_text_atomic
 from edge.measure import thigh_areas
 from edge.quality import GateConfig, anatomy
@@ -27,16 +30,19 @@ from edge.reader import read_film
 from edge.screen import Screener
 
 
-def choose_gate(bundle: Path, cohort: Path, split: str = "val") -> dict:
+def choose_gate(bundle: Path, cohorts: list[Path], split: str = "val") -> dict:
     scr = Screener(bundle)
-    ratio, length, side, level, femur = [], [], [], [], []
-    for c in load_cases(cohort, split):
+    ratio, length, side, level, femur, width = [], [], [], [], [], []
+    cases = [c for cohort in cohorts for c in load_cases(cohort, split)]
+    for c in cases:
         height_m = c.height_m
-        film = read_film(c.image)
+        film = read_film(c.image, spacing_mm=raster_spacing(c))
         seg = scr.segment_full(film)
         mask = seg.mask
         if seg.femur_support is not None:
             femur.append(seg.femur_support)
+        if seg.femur_width_px is not None and film.spacing_mm:
+            width.append(seg.femur_width_px * film.spacing_mm[1] / 10)
         areas = thigh_areas(mask, film.spacing_mm, film.pixels)
         a = anatomy(film, mask, areas)
         if a.muscle_length_cm is None or not height_m:
@@ -55,13 +61,14 @@ def choose_gate(bundle: Path, cohort: Path, split: str = "val") -> dict:
         "max_side_ratio": round(max(2.0, 1.25 * float(np.percentile(side, 99))), 3),
         "min_muscle_level": round(0.6 * min(level), 3),
         **({"min_femur_support": round(0.6 * min(femur), 3)} if femur else {}),
-        "chosen_on": f"{len(length)} films of {Path(cohort).name}, split {split} (sarco gate)",
+        **({"femur_width_cm": [round(0.75 * min(width), 2), round(1.3 * max(width), 2)]} if width else {}),
+        "chosen_on": f"{len(length)} films of {' + '.join(Path(c).name for c in cohorts)}, split {split} (sarco gate)",
     }
 
 
-def write_gate(bundle: Path, cohort: Path, split: str = "val") -> dict:
+def write_gate(bundle: Path, cohorts: list[Path], split: str = "val") -> dict:
     """Choose the thresholds and write them into the bundle's manifest (checksums renewed)."""
-    gate = choose_gate(bundle, cohort, split)
+    gate = choose_gate(bundle, cohorts, split)
     m = dict(load_bundle(bundle, require_trust=False).manifest)  # checksums verified before it is rewritten
     m["quality_gate"] = {k: v for k, v in gate.items() if k != "chosen_on"}
     m["quality_gate_chosen_on"] = gate["chosen_on"]

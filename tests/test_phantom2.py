@@ -12,10 +12,9 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.dataset import load_cases
+from edge.dataset import load_cases, raster_spacing
 from edge.reader import read_film
 from tests.helpers import cohort_rows, run_cli
-from train.evaluate import raster_spacing
 from train.phantom.anatomy import LABELS
 from train.phantom.cohort import plan_people
 from train.phantom.geometry import Grid

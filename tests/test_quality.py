@@ -362,3 +362,49 @@ def test_femur_support_row_by_row_reference_on_random_masks() -> None:
     assert femur_support(muscle, edge_bone) == 0.0
     edge_bone[1, 1] = True  # on the muscle's own first column: inside
     assert femur_support(muscle, edge_bone) == pytest.approx(1 / 3)
+
+
+def _thighs_with_shafts(rows: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """Two thighs: muscle either side of a femoral shaft 6 px wide with soft (0.6) edges, and a
+    ruler 5 px wide read as bone in the gap between the thighs."""
+    muscle = np.zeros((rows, 90), bool)
+    bone = np.zeros((rows, 90), np.float32)
+    for c in (10, 55):  # each thigh: muscle [c, c+12) and [c+18, c+30), shaft in between
+        muscle[:, c : c + 11] = muscle[:, c + 19 : c + 30] = True
+        bone[:, c + 12 : c + 18] = 1.0
+        bone[:, [c + 11, c + 18]] = 0.6
+    bone[:, 45:50] = 1.0  # the ruler
+    return muscle, bone
+
+
+def test_femur_width_of_known_shafts():
+    from edge.quality import femur_width
+
+    muscle, bone = _thighs_with_shafts()
+    assert femur_width(muscle, bone) == pytest.approx(7.2)  # 6 + 2 x 0.6; the ruler's 5 is outvoted
+    assert femur_width(muscle[:, :45], bone[:, :45]) == pytest.approx(7.2)  # one thigh
+    short = bone.copy()
+    short[30:, :] = 0  # bone in the top third only (a pelvis): no shaft through the mid-thigh band
+    assert femur_width(muscle, short) is None
+    assert femur_width(np.zeros_like(muscle), bone) is None
+    no_muscle_beside = muscle.copy()
+    no_muscle_beside[:, :45] = False  # the left shaft with no muscle either side (ruler still flanked)
+    no_muscle_beside[:, 74:] = False
+    assert femur_width(no_muscle_beside, bone) is None
+
+
+def test_a_femoral_shaft_of_implausible_width_refuses_the_spacing():
+    """A 7.2-pixel shaft is 2.16 cm at 3 mm (inside 1.5-5.0) and 1.08 cm at 1.5 mm (a spacing
+    half the truth): refused with its own reason, the width in the quality record."""
+    f = film(ramp(500), spacing=(3.0, 3.0))
+    r, quality = quality_gate(f, BOTH, 0.9, femur_width_px=7.2)
+    assert r == [] and quality["femur_width_cm"] == 2.16
+    r, quality = quality_gate(film(ramp(500), spacing=(1.5, 1.5)), BOTH, 0.9, femur_width_px=7.2)
+    assert r == [q.SPACING_FEMUR] and quality["femur_width_cm"] == 1.08
+    tight = GateConfig(femur_width_cm=(2.5, 3.5))
+    assert quality_gate(f, BOTH, 0.9, femur_width_px=7.2, cfg=tight)[0] == [q.SPACING_FEMUR]
+    assert quality_gate(f, BOTH, 0.9, femur_width_px=None, cfg=tight)[0] == []  # no shaft found: not judged
+    in_pixels = quality_gate(
+        film(ramp(500), spacing=None), Areas(200.0, 100.0, 100.0, "px", 2), 0.9, femur_width_px=7.2
+    )
+    assert "femur_width_cm" not in in_pixels[1]  # no spacing: nothing to check it against

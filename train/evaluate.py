@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.bundle import MANIFEST
-from edge.dataset import Case, load_cases, read_mask
+from edge.dataset import Case, load_cases, raster_spacing, read_mask
 from edge.files import write_csv_atomic, write_text_atomic
 from edge.markdown import table
 from edge.measure import dice_iou, thigh_areas
@@ -26,17 +26,6 @@ Predictor = Callable[[np.ndarray], np.ndarray]
 def predict_mask(predictor: Predictor, pixels: np.ndarray, size: tuple[int, int] = DEFAULT_SIZE) -> np.ndarray:
     x, box = to_model_input(pixels, size)
     return to_film_grid(predictor(x), box) > 0.5
-
-
-def raster_spacing(case: Case) -> float | None:
-    """A raster film (PNG, JPEG, TIFF) has no header: its spacing comes from cases.csv
-    (pixel_spacing_mm), as a user would give --spacing-mm. DICOM keeps its own header's."""
-    if case.image.suffix.lower() in (".dcm", ""):
-        return None
-    try:
-        return float(case.row.get("pixel_spacing_mm") or "") or None
-    except ValueError:
-        return None
 
 
 def evaluate_cases(

@@ -15,12 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.dataset import load_cases
+from edge.dataset import load_cases, raster_spacing
 from edge.files import write_csv_atomic
 from edge.reader import read_film
 from edge.screen import Options, Screener
-
-from .evaluate import raster_spacing
 
 
 def screen_cohort(cohort: Path, model: Path) -> list[dict]:
