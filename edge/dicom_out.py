@@ -31,7 +31,7 @@ from pydicom.dataset import Dataset
 from . import __version__
 from .dicom_codes import MANUFACTURER, SERIES_NUMBERS
 from .files import fsync_dir
-from .measure import mask_box, split_sides
+from .measure import left_of_line, mask_box, split_sides
 from .report import Report
 
 if TYPE_CHECKING:
@@ -68,7 +68,8 @@ def source_header(path: Path) -> Dataset:
 
 def side_labels(mask: np.ndarray, pixels: np.ndarray, areas=None, spacing=None) -> np.ndarray | None:
     """The mask as a label map, 1 = the patient's right (image left), 2 = left, exactly as
-    measure.split_sides split it; None where it sees one thigh.
+    measure.thigh_areas split it: by the femurs' midline where `areas` carries one, else as
+    measure.split_sides did; None where it sees one thigh.
 
     split_sides assigns whole 8-connected blobs by their centroid to the side of one x, so the
     image-left side is a prefix of the blobs sorted by centroid x, found by its pixel count: the
@@ -78,6 +79,9 @@ def side_labels(mask: np.ndarray, pixels: np.ndarray, areas=None, spacing=None) 
     the blobs left of it are a prefix, and prefixes differ in count): no blobs to label.
     """
     mask = np.asarray(mask, bool)
+    if areas is not None and areas.midline is not None and areas.sides_seen == 2:  # split by the femurs
+        left = left_of_line(mask, areas.midline)
+        return left.view(np.uint8) + (mask & ~left).view(np.uint8) * np.uint8(2)
     box = mask_box(mask)
     if box is None:
         return None

@@ -12,6 +12,7 @@ import cv2
 import numpy as np
 
 MIN_BLOB_SHARE = 0.05  # smaller blobs are specks, not a thigh or half of one
+NEAR_MUSCLE_PX = 4  # a femoral shaft has muscle within this many pixels of each edge (model grid)
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,63 @@ class Areas:
     left: float | None
     unit: str  # "cm2", or "px" when the film has no spacing
     sides_seen: int  # 0, 1 or 2
+    # The line between the thighs when the femurs gave it: column = midline[0] + midline[1] * row,
+    # film pixels; image-left muscle lies left of it. None where split_sides' blobs split them.
+    midline: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Shaft:
+    """A femoral shaft at mid-thigh: its width and its centre line, column = col0 + slope * row."""
+
+    width: float
+    col0: float
+    slope: float
+
+
+def femur_shafts(muscle: np.ndarray, bone: np.ndarray) -> list[Shaft]:
+    """The femoral shafts at mid-thigh, from a muscle mask and the bone class's probability on
+    one grid, left to right.
+
+    Rows between the 35th and 65th percentile of the muscle's mass. A shaft is a bone component
+    (probability > 0.5) that runs through most of them with muscle close on both sides (the
+    vasti and adductors lie on the femur; a ruler or shield between the thighs has skin and fat
+    beside it). In each such row its width is the bone probability summed across it (sub-pixel
+    on a coarse grid) and its centre that probability's centroid; the widths' median and a line
+    fitted through the centres describe it."""
+    cum = np.cumsum(np.count_nonzero(muscle, axis=1))
+    if cum.size == 0 or cum[-1] == 0:
+        return []
+    r0, r1 = int(np.searchsorted(cum, 0.35 * cum[-1])), int(np.searchsorted(cum, 0.65 * cum[-1])) + 1
+    m, b = muscle[r0:r1].astype(bool), bone[r0:r1]
+    n, lab, stats, _ = cv2.connectedComponentsWithStats((b > 0.5).astype(np.uint8), connectivity=8)
+    shafts = []
+    for i in range(1, n):
+        x, _, w, h, _ = stats[i]
+        if h < 0.6 * len(m):
+            continue
+        lo, hi = max(x - 2, 0), min(x + w + 2, m.shape[1])
+        near = NEAR_MUSCLE_PX
+        rows = m[:, max(lo - near, 0) : lo + 2].any(axis=1) & m[:, max(hi - 2, 0) : hi + near].any(axis=1)
+        rows &= (lab == i).any(axis=1)
+        if np.count_nonzero(rows) < 0.5 * h:
+            continue
+        p = b[rows, lo:hi]
+        widths = p.sum(axis=1)
+        centres = lo + (p * np.arange(hi - lo)).sum(axis=1) / np.maximum(widths, 1e-6)
+        ys = np.flatnonzero(rows) + r0
+        slope, col0 = np.polyfit(ys, centres, 1) if len(ys) > 1 else (0.0, float(centres[0]))
+        shafts.append(Shaft(float(np.median(widths)), float(col0), float(slope)))
+    return sorted(shafts, key=lambda s: s.col0 + s.slope * (r0 + r1) / 2)
+
+
+def midline(shafts: list[Shaft]) -> tuple[float, float] | None:
+    """The line halfway between the outermost two shafts (col0, slope): the body's midline,
+    where two thighs meet whether or not a dark gap shows between them. None for fewer than two."""
+    if len(shafts) < 2:
+        return None
+    a, b = shafts[0], shafts[-1]
+    return (a.col0 + b.col0) / 2, (a.slope + b.slope) / 2
 
 
 def _gap_intensity(lab: np.ndarray, stats: np.ndarray, a: int, b: int, pixels: np.ndarray) -> float | None:
@@ -85,10 +143,23 @@ def split_sides(mask: np.ndarray, pixels: np.ndarray) -> tuple[int, int] | None:
     return image_left, int(area[1:].sum()) - image_left
 
 
-def thigh_areas(mask: np.ndarray, spacing_mm: tuple[float, float] | None, pixels: np.ndarray) -> Areas:
+def left_of_line(mask: np.ndarray, line: tuple[float, float]) -> np.ndarray:
+    """The mask's pixels left of a line (column = line[0] + line[1] * row)."""
+    cols = np.arange(mask.shape[1])
+    edge = line[0] + line[1] * np.arange(mask.shape[0])
+    return mask & (cols[None, :] < edge[:, None])
+
+
+def thigh_areas(
+    mask: np.ndarray,
+    spacing_mm: tuple[float, float] | None,
+    pixels: np.ndarray,
+    line: tuple[float, float] | None = None,
+) -> Areas:
     """Area of a boolean thigh-muscle mask in cm^2 (or pixels without spacing), per side.
 
-    `pixels` is the film (bone bright), used to tell the femur from the gap between the thighs.
+    `line` is the midline between two femurs (film pixels, see `midline`): the sides split there.
+    Without it, `pixels` (the film, bone bright) tells the femur from the gap between the thighs.
     """
     mask = mask.astype(bool)
     px = (spacing_mm[0] * spacing_mm[1] / 100.0) if spacing_mm else 1.0
@@ -96,6 +167,9 @@ def thigh_areas(mask: np.ndarray, spacing_mm: tuple[float, float] | None, pixels
     total_px = int(np.count_nonzero(mask))
     if total_px == 0:
         return Areas(0.0, None, None, unit, 0)
+    if line is not None:
+        right = int(np.count_nonzero(left_of_line(mask, line)))
+        return Areas(total_px * px, right * px, (total_px - right) * px, unit, 2, line)
     sides = split_sides(mask, pixels)
     if sides is None:
         return Areas(total_px * px, None, None, unit, 1)

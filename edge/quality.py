@@ -19,10 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
-import cv2
 import numpy as np
 
-from .measure import Areas
+from .measure import Areas, Shaft
 
 if TYPE_CHECKING:  # the film type only: importing the reader (pydicom) is not this module's start-up cost
     from .reader import Film
@@ -137,36 +136,13 @@ def femur_support(muscle: np.ndarray, bone: np.ndarray) -> float | None:
     return int(np.count_nonzero(inside > 0)) / len(rows)
 
 
-def femur_width(muscle: np.ndarray, bone: np.ndarray) -> float | None:
+def femur_width(shafts: list[Shaft]) -> float | None:
     """Width of the femoral shaft at mid-thigh, in pixels of this grid: the spacing's anatomical
     cross-check. The adult shaft is 2.5-3.3 cm wide on a long-leg film whoever the patient is
     (measured on both phantom generations and the real acceptance film), so a wrong spacing shows
     in it, as it does not in the thigh's length, which varies with height and the film's crop.
-
-    Rows between the 35th and 65th percentile of the muscle's mass; a shaft is a bone component
-    (probability > 0.5) that runs through most of them with muscle on both sides; its width in a
-    row is the bone probability summed across it (sub-pixel on a coarse grid). The median over
-    rows and then over shafts (a ruler read as bone in the midline does not move it); None when
-    no shaft is found."""
-    cum = np.cumsum(np.count_nonzero(muscle, axis=1))
-    if cum.size == 0 or cum[-1] == 0:
-        return None
-    r0, r1 = int(np.searchsorted(cum, 0.35 * cum[-1])), int(np.searchsorted(cum, 0.65 * cum[-1])) + 1
-    m, b = muscle[r0:r1].astype(bool), bone[r0:r1]
-    n, lab, stats, _ = cv2.connectedComponentsWithStats((b > 0.5).astype(np.uint8), connectivity=8)
-    has = m.any(axis=1)
-    first = np.where(has, m.argmax(axis=1), m.shape[1])
-    last = np.where(has, m.shape[1] - 1 - m[:, ::-1].argmax(axis=1), -1)
-    shafts = []
-    for i in range(1, n):
-        x, _, w, h, _ = stats[i]
-        if h < 0.6 * len(m):
-            continue
-        lo, hi = max(x - 2, 0), min(x + w + 2, m.shape[1])
-        rows = (first < lo) & (last >= hi) & (lab == i).any(axis=1)
-        if np.count_nonzero(rows) >= 0.5 * h:
-            shafts.append(float(np.median(b[rows, lo:hi].sum(axis=1))))
-    return float(np.median(shafts)) if shafts else None
+    The median over the shafts found (measure.femur_shafts); None when none is."""
+    return float(np.median([s.width for s in shafts])) if shafts else None
 
 
 def quality_gate(

@@ -19,7 +19,7 @@ from .bundle import BONE, Bundle, class_probabilities_of_pair, compile_bundle, l
 from .criteria import CRITERIA, category
 from .decision import MEANING, Flag, Thresholds, decide
 from .files import write_bytes_atomic
-from .measure import Areas, thigh_areas
+from .measure import Areas, femur_shafts, midline, thigh_areas
 from .preprocess import Letterbox, mirror, to_film_grid, to_model_input
 from .quality import GateConfig, femur_support, femur_width, quality_gate
 from .report import Report
@@ -55,6 +55,7 @@ class Segmentation:
     confidence: float
     femur_support: float | None  # share of the muscle's rows with bone between its edges
     femur_width_px: float | None = None  # femoral shaft width at mid-thigh, film pixels
+    midline: tuple[float, float] | None = None  # between two femurs, film pixels (measure.Areas)
 
 
 @dataclass
@@ -115,21 +116,27 @@ class Screener:
         # Confidence: how decided the model is wherever it sees any muscle (1 = all 0 or 1).
         near = prob > 0.1
         confidence = float(np.mean(np.abs(2 * prob[near] - 1))) if np.any(prob > 0.5) else 0.0
-        support = width = None
-        if probs.shape[0] > BONE:
-            inside = np.s_[box.top : box.top + box.height, box.left : box.left + box.width]
-            muscle, bone = prob[inside] > 0.5, probs[BONE][inside]
-            support = femur_support(muscle, bone > 0.5)
-            width = femur_width(muscle, bone)
-            width = None if width is None else width / box.scale  # model to film pixels
-        return Segmentation(to_film_grid(prob, box) > 0.5, confidence, support, width)
+        mask = to_film_grid(prob, box) > 0.5
+        if probs.shape[0] <= BONE:  # a binary model: no femur to check against
+            return Segmentation(mask, confidence, None)
+        inside = np.s_[box.top : box.top + box.height, box.left : box.left + box.width]
+        muscle, bone = prob[inside] > 0.5, probs[BONE][inside]
+        shafts = femur_shafts(muscle, bone)
+        width, line = femur_width(shafts), midline(shafts)
+        sy, sx = box.height / box.src_shape[0], box.width / box.src_shape[1]  # model px per film px
+        if line is not None:  # model grid (pixel centres) to the film's
+            c0, slope = line
+            line = ((c0 + slope * (0.5 * sy - 0.5) + 0.5) / sx - 0.5, slope * sy / sx)
+        return Segmentation(
+            mask, confidence, femur_support(muscle, bone > 0.5), None if width is None else width / sx, line
+        )
 
     def screen(self, film: Film, opts: Options) -> Result:
         """Screen a film the caller has read (reading errors are the caller's to report)."""
         return self.result(film, self.segment_full(film), opts)
 
     def result(self, film: Film, seg: Segmentation, opts: Options) -> Result:
-        areas = thigh_areas(seg.mask, film.spacing_mm, film.pixels)
+        areas = thigh_areas(seg.mask, film.spacing_mm, film.pixels, seg.midline)
         report = self.report(film, seg.mask, seg.confidence, opts, seg.femur_support, areas, seg.femur_width_px)
         return Result(report, film, seg.mask, areas)
 

@@ -5,7 +5,8 @@
 Each threshold starts from the validation films' range and is widened by a stated factor,
 because the phantom's population is narrower than real patients' (README, the quality gate):
 muscle length / height x [0.75, 1.5] of the observed [min, max], absolute length x [0.7, 1.8],
-the larger/smaller thigh ratio at least 2.0 and 1.25 x the 99th percentile, the muscle's grey
+the larger/smaller thigh ratio at least 2.0 and 1.25 x the 99th percentile of the films showing
+both thighs, the muscle's grey
 level at most 0.6 x the lowest seen (an inverted film puts it near 0.2), the share of muscle rows
 with femur inside them at most 0.6 x the lowest seen, and the femoral shaft width x [0.75, 1.3]
 of the observed range (multi-class models: the spacing's check, tight because the adult shaft
@@ -43,14 +44,14 @@ def choose_gate(bundle: Path, cohorts: list[Path], split: str = "val") -> dict:
             femur.append(seg.femur_support)
         if seg.femur_width_px is not None and film.spacing_mm:
             width.append(seg.femur_width_px * film.spacing_mm[1] / 10)
-        areas = thigh_areas(mask, film.spacing_mm, film.pixels)
+        areas = thigh_areas(mask, film.spacing_mm, film.pixels, seg.midline)
         a = anatomy(film, mask, areas)
         if a.muscle_length_cm is None or not height_m:
             continue
         length.append(a.muscle_length_cm)
         ratio.append(a.muscle_length_cm / (height_m * 100))
         level.append(a.muscle_level)
-        if a.side_ratio is not None:
+        if a.side_ratio is not None and c.view == "both":  # a one-leg film's sliver of the other is no pair
             side.append(a.side_ratio)
     d = GateConfig()
     return {

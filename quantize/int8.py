@@ -176,6 +176,11 @@ def write_bundle(
             k: run_meta.get("cohort", {}).get(k)
             for k in ("name", "generator", "seed", "n_films", "n_people", "ceiling")
         },
+        "also_cohorts": [
+            {k: c.get(k) for k in ("name", "generator", "seed", "n_films", "n_people")}
+            for c in run_meta.get("also", [])
+        ],
+        "initialised_from": run_meta.get("config", {}).get("init"),
         "trained_on": "synthetic phantom films only (PHANTOM.md); validate on your own films before clinical use",
         "files": {"model_xml": "model.xml", "model_bin": "model.bin", "card": "MODEL_CARD.md"},
     }
@@ -217,8 +222,12 @@ def model_card(m: dict) -> str:
             f"- SMI estimate ({c['model']['form']}): test Pearson r {p['r']:.3f} (ceiling with mask area "
             f"{c['ceiling']['test']['pearson']['r']:.3f}), residual SD {c['model']['residual_sd']:.4f}"
         )
-    co = m["cohort"]
-    lines.append(
-        f"- cohort: {co.get('name')} ({co.get('n_films')} films, {co.get('n_people')} people, seed {co.get('seed')})"
-    )
+    for co in [m["cohort"], *m.get("also_cohorts", [])]:
+        gen = (co.get("generator") or {}).get("version")
+        lines.append(
+            f"- cohort: {co.get('name')} ({co.get('n_films')} films, {co.get('n_people')} people, seed "
+            f"{co.get('seed')}, phantom generator {gen})"
+        )
+    if m.get("initialised_from"):
+        lines.append(f"- fine-tuned from the weights of `{m['initialised_from']}` (sarco train --init)")
     return "\n".join(lines) + "\n"

@@ -214,13 +214,15 @@ def test_side_split_from_the_screenings_areas_is_split_sides(screened, monkeypat
     from edge import measure
 
     mask, pixels, spacing = screened.mask.astype(bool), screened.film.pixels, screened.film.spacing_mm
+    assert screened.areas.midline is not None  # this film's femurs split it; here the blobs do
+    blobs = measure.thigh_areas(mask, spacing, pixels)
     calls = []
     monkeypatch.setattr(dicom_out, "split_sides", lambda *a: calls.append(1) or measure.split_sides(*a))
     whole = dicom_out.side_labels(mask, pixels)
     assert len(calls) == 1 and set(np.unique(whole)) == {0, 1, 2}
-    assert np.array_equal(dicom_out.side_labels(mask, pixels, screened.areas, spacing), whole)
+    assert np.array_equal(dicom_out.side_labels(mask, pixels, blobs, spacing), whole)
     assert len(calls) == 1  # the screening's count was used
-    wrong = dc.replace(screened.areas, right=screened.areas.right + 1e-9)
+    wrong = dc.replace(blobs, right=blobs.right + 1e-9)
     assert np.array_equal(dicom_out.side_labels(mask, pixels, wrong, spacing), whole) and len(calls) == 2
 
     # two thighs that touch in x (no empty column between them): the blobs are labelled

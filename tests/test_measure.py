@@ -152,3 +152,22 @@ def test_the_muscle_level_is_the_median_of_every_7th_mask_pixel():
     film[:, 0] = film[:, 10] = 0.7
     film[:, 7:10] = 0.5
     assert split_sides(m, film) == (560, 560)
+
+
+def test_touching_thighs_split_at_the_femurs_midline():
+    """Thighs that touch (no dark gap: split_sides sees one thigh) are split by the line between
+    the femurs, tilted as the film is; the SEG's side labels are the same pixels."""
+    from edge.dicom_out import side_labels
+
+    film = np.full((100, 80), 0.5, np.float32)
+    m = np.zeros((100, 80), bool)
+    m[:, 4:76] = True  # one band of muscle from the right thigh's outer edge to the left's
+    assert split_sides(m, film) is None
+    a = thigh_areas(m, (0.5, 0.5), film, line=(40.0, 0.0))
+    assert a.sides_seen == 2 and a.right == pytest.approx(100 * 36 * 0.0025) == a.left and a.midline == (40.0, 0.0)
+    tilted = thigh_areas(m, None, film, line=(30.0, 0.2))  # column 30 at row 0, 49.8 at row 99
+    right = sum(int(np.ceil(30.0 + 0.2 * r)) - 4 for r in range(100))
+    assert tilted.right == right and tilted.left == 7200 - right
+    labels = side_labels(m, film, tilted)
+    assert int(np.count_nonzero(labels == 1)) == right and int(np.count_nonzero(labels == 2)) == 7200 - right
+    assert labels[0, 29] == 1 and labels[0, 30] == 2 and labels[99, 49] == 1 and labels[99, 50] == 2

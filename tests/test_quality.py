@@ -366,31 +366,54 @@ def test_femur_support_row_by_row_reference_on_random_masks() -> None:
 
 def _thighs_with_shafts(rows: int = 100) -> tuple[np.ndarray, np.ndarray]:
     """Two thighs: muscle either side of a femoral shaft 6 px wide with soft (0.6) edges, and a
-    ruler 5 px wide read as bone in the gap between the thighs."""
+    ruler 4 px wide read as bone in the fat between the thighs, no muscle within 4 px of it."""
     muscle = np.zeros((rows, 90), bool)
     bone = np.zeros((rows, 90), np.float32)
-    for c in (10, 55):  # each thigh: muscle [c, c+12) and [c+18, c+30), shaft in between
+    for c in (10, 55):  # each thigh: muscle [c, c+11) and [c+19, c+30), shaft in between
         muscle[:, c : c + 11] = muscle[:, c + 19 : c + 30] = True
         bone[:, c + 12 : c + 18] = 1.0
         bone[:, [c + 11, c + 18]] = 0.6
-    bone[:, 45:50] = 1.0  # the ruler
+    bone[:, 46:50] = 1.0  # the ruler
     return muscle, bone
 
 
-def test_femur_width_of_known_shafts():
+def test_femur_shafts_and_their_width_of_known_thighs():
+    from edge.measure import femur_shafts
     from edge.quality import femur_width
 
     muscle, bone = _thighs_with_shafts()
-    assert femur_width(muscle, bone) == pytest.approx(7.2)  # 6 + 2 x 0.6; the ruler's 5 is outvoted
-    assert femur_width(muscle[:, :45], bone[:, :45]) == pytest.approx(7.2)  # one thigh
+    shafts = femur_shafts(muscle, bone)
+    assert [round(s.width, 3) for s in shafts] == [7.2, 7.2]  # 6 + 2 x 0.6; the ruler is no shaft
+    assert [round(s.col0, 3) for s in shafts] == [24.5, 69.5] and all(abs(s.slope) < 1e-9 for s in shafts)
+    assert femur_width(shafts) == pytest.approx(7.2)
+    assert femur_width(femur_shafts(muscle[:, :45], bone[:, :45])) == pytest.approx(7.2)  # one thigh
     short = bone.copy()
     short[30:, :] = 0  # bone in the top third only (a pelvis): no shaft through the mid-thigh band
-    assert femur_width(muscle, short) is None
-    assert femur_width(np.zeros_like(muscle), bone) is None
-    no_muscle_beside = muscle.copy()
-    no_muscle_beside[:, :45] = False  # the left shaft with no muscle either side (ruler still flanked)
-    no_muscle_beside[:, 74:] = False
-    assert femur_width(no_muscle_beside, bone) is None
+    assert femur_shafts(muscle, short) == [] and femur_width([]) is None
+    assert femur_shafts(np.zeros_like(muscle), bone) == []
+    bare = muscle.copy()
+    bare[:, 10:21] = False  # the left shaft without muscle on its outer side
+    assert len(femur_shafts(bare, bone)) == 1
+
+
+def test_a_tilted_pair_of_femurs_gives_the_midline_between_them():
+    """Shafts drawn along known lines (a film rotated: both lean the same way) give those lines,
+    and the midline halfway between them."""
+    from edge.measure import femur_shafts, midline
+
+    rows = 200
+    muscle = np.zeros((rows, 120), bool)
+    bone = np.zeros((rows, 120), np.float32)
+    for r in range(rows):
+        for c in (20.0, 80.0):
+            x = int(round(c + 0.1 * r))
+            muscle[r, x - 12 : x - 3] = muscle[r, x + 4 : x + 13] = True
+            bone[r, x - 3 : x + 4] = 1.0
+    shafts = femur_shafts(muscle, bone)
+    assert len(shafts) == 2 and all(s.slope == pytest.approx(0.1, abs=0.01) for s in shafts)
+    c0, slope = midline(shafts)
+    assert c0 == pytest.approx(50.0, abs=0.6) and slope == pytest.approx(0.1, abs=0.01)
+    assert midline(shafts[:1]) is None
 
 
 def test_a_femoral_shaft_of_implausible_width_refuses_the_spacing():

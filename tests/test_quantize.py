@@ -68,7 +68,12 @@ def test_quantize_writes_a_verified_bundle_and_refuses_tampering(tiny_run, tmp_p
     assert res.returncode == 0, res.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["precision"] == "INT8" and manifest["architecture"] == "unet"
-    assert "synthetic" in manifest["trained_on"] and "synthetic" in (out / "MODEL_CARD.md").read_text().lower()
+    card = (out / "MODEL_CARD.md").read_text()
+    assert "synthetic" in manifest["trained_on"] and "synthetic" in card.lower()
+    assert (
+        f"- cohort: cohort (12 films, {manifest['cohort']['n_people']} people, seed 8, phantom generator 1.0.0)" in card
+    )
+    assert manifest["also_cohorts"] == [] and manifest["initialised_from"] is None and "fine-tuned" not in card
     bundle = load_bundle(out, require_trust=False)
     compiled = compile_bundle(bundle)
     prob = muscle_probability(compiled, np.zeros((1, 1, *bundle.input_size), np.float32))
