@@ -78,6 +78,9 @@ def _variants(
     out = []
     if before_src:
         out.append((f"before ({before_src.name}), batch", _env(before_src), []))
+        if engine:  # the engine before and after, side by side too
+            args = ["--engine", engine, "--workers", "2"]
+            out.append((f"before ({before_src.name}), batch --engine {engine} (2 workers)", _env(before_src), args))
     if local:
         out.append(("now, batch --workers 0 (films read ahead, the model in turn)", now, ["--workers", "0"]))
         out.append(("now, batch --workers 1", now, ["--workers", "1"]))
