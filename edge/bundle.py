@@ -37,7 +37,7 @@ _CANDIDATES = (
 # of every other file, so this one digest binds the whole bundle: an edited calibration,
 # threshold or model file is refused. tests/test_bundle.py checks it against models/default.
 PINNED_MANIFESTS = {
-    "c90efa6775acdb43a8b8dff8caece256a1a0173266cbc452f3a6addb300a5a59": "default 0.2.0 (shipped)",
+    "c559dbeade2c45f380c6fabf8ce8ebc2b348ca224f88e993b9fb277346186777": "default 0.3.0 (shipped)",
 }
 TRUST_FILE = "trusted_bundles.json"
 GATE_FIELDS = set(GateConfig.__dataclass_fields__)

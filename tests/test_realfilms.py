@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from edge.quality import INVERTED, SPACING_ANATOMY
+from edge.quality import INVERTED, SPACING_ANATOMY, SPACING_FEMUR
 from tests.helpers import run_cli
 
 ETRO = Path(__file__).resolve().parents[2] / "shared" / "realdata" / "etro_full_leg.png"
@@ -63,7 +63,17 @@ def test_degraded_copies_measure_within_10_percent(variants, name):
         assert rep["right_cm2"] == pytest.approx(ref["left_cm2"], rel=0.02)
 
 
-@pytest.mark.parametrize("name,side", [("right_leg", "right_cm2"), ("left_leg", "left_cm2")])
+RIGHT_CROP_KNOWN = pytest.mark.xfail(
+    strict=True,
+    reason="default 0.3.0 measures the right-leg crop 10.1 % above the whole film's right thigh: on the whole "
+    "film it leaves out part of that thigh's medial edge at mid-thigh (probability 0.3-0.5 there), which the "
+    "crop includes; the left crop is within 3 % (issue 9 stays open on this)",
+)
+
+
+@pytest.mark.parametrize(
+    "name,side", [pytest.param("right_leg", "right_cm2", marks=RIGHT_CROP_KNOWN), ("left_leg", "left_cm2")]
+)
 def test_a_one_leg_crop_is_measured_on_the_thigh_shown(variants, name, side):
     ref = screen(*variants["original"])
     rep = screen(*variants[name])
@@ -80,6 +90,16 @@ def test_an_inverted_film_is_refused(variants):
 def test_a_spacing_that_contradicts_the_anatomy_is_refused(variants):
     rep = screen(variants["original"][0], 2.5)  # a 1.8 m tall film for a 1.6 m patient
     assert rep["flag"] == "not_assessable" and SPACING_ANATOMY in rep["reasons"]
+
+
+def test_a_spacing_too_small_is_caught_by_the_femur(variants):
+    """At 0.88 mm instead of 1.5 the thigh is still long enough for a short patient (length over
+    height 0.11), so only the femoral shaft tells: 1.7 cm wide, against 2.9 cm at the truth."""
+    true = screen(*variants["original"])
+    assert 2.5 <= true["quality"]["femur_width_cm"] <= 3.3
+    rep = screen(variants["original"][0], 0.88)
+    assert rep["flag"] == "not_assessable" and rep["reasons"] == [SPACING_FEMUR], rep["reasons"]
+    assert rep["quality"]["femur_width_cm"] == pytest.approx(true["quality"]["femur_width_cm"] * 0.88 / 1.5, abs=0.02)
 
 
 def test_the_mask_lies_beside_the_femur_between_hip_and_knee(variants, tmp_path: Path):
