@@ -150,9 +150,12 @@ def _algorithm(model: dict) -> hd.AlgorithmIdentificationSequence:
     )
 
 
-def build_seg(src: Dataset, report: Report, mask: np.ndarray, pixels: np.ndarray) -> hd.seg.Segmentation:
+def build_seg(
+    src: Dataset, report: Report, mask: np.ndarray, pixels: np.ndarray, areas=None, spacing=None
+) -> hd.seg.Segmentation:
     """Binary SEG on the source's pixel grid, a segment per thigh seen as two (else one): highdicom's,
-    the reference for edge.dicom_fast.seg_bytes (what `--dicom-out` writes)."""
+    the reference for edge.dicom_fast.seg_bytes (what `--dicom-out` writes); `areas`, `spacing`: the
+    screening's split (see side_labels)."""
     import highdicom as hd
     from pydicom.sr.codedict import codes
 
@@ -160,7 +163,7 @@ def build_seg(src: Dataset, report: Report, mask: np.ndarray, pixels: np.ndarray
 
     if mask.shape != (int(src.Rows), int(src.Columns)):
         raise DicomOutError("mask and source image differ in size: no SEG")
-    sides, labels = _segments(report, mask, pixels)
+    sides, labels = _segments(report, mask, pixels, areas, spacing)
     descriptions = []
     for number, side in enumerate(sides, start=1):
         label = "thigh muscle" if side == "both" else f"thigh muscle, {side}"

@@ -85,7 +85,7 @@ def _objects(src, result, one_side: bool = False):
     sides, labels = dicom_out._segments(report, result.mask, result.film.pixels, result.areas, result.film.spacing_mm)
     seg_uid, series = dicom_fast.new_uid(), dicom_fast.new_uid()
     fast_seg = dicom_fast.seg_bytes(film, seg_uid, series, sides, labels, report.model)
-    ref_seg = dicom_out.build_seg(src, report, result.mask, result.film.pixels)
+    ref_seg = dicom_out.build_seg(src, report, result.mask, result.film.pixels, result.areas, result.film.spacing_mm)
     fast_sr = sr_bytes(film, dicom_fast.new_uid(), report, (series, seg_uid, sides), report.reasons, report.model,
                        report.note)  # fmt: skip
     ref_sr = build_sr(src, report, ref_seg, report.reasons, report.model)
