@@ -92,3 +92,20 @@ def test_quantize_that_cannot_meet_the_bound_writes_nothing(tiny_run, tmp_path):
     assert res.returncode == 1, res.stderr[-3000:]
     assert "misses the accuracy bound" in res.stderr
     assert not out.exists() and not any(p.name.startswith(".never") for p in tmp_path.iterdir())
+
+
+def test_the_model_card_names_every_training_cohort_and_the_starting_weights():
+    """A fine-tuned bundle's card lists its first cohort, each `--also` cohort with its phantom
+    generator, and the run whose weights it started from (read from the shipped manifest)."""
+    from quantize.int8 import model_card
+
+    m = json.loads((Path(__file__).resolve().parents[1] / "models" / "default" / "manifest.json").read_text())
+    card = model_card(m)
+    for co in [m["cohort"], *m["also_cohorts"]]:
+        gen = co["generator"]["version"]
+        assert f"- cohort: {co['name']} ({co['n_films']} films, {co['n_people']} people, seed {co['seed']}, " \
+               f"phantom generator {gen})" in card  # fmt: skip
+    assert {c["generator"]["version"] for c in [m["cohort"], *m["also_cohorts"]]} == {"1.0.0", "2.0.0"}
+    assert f"fine-tuned from the weights of `{m['initialised_from']}`" in card
+    shipped = (Path(__file__).resolve().parents[1] / "models" / "default" / "MODEL_CARD.md").read_text()
+    assert shipped.startswith(card.rstrip("\n"))  # the shipped card is this text plus the calibration section
