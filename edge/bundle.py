@@ -285,25 +285,19 @@ def compile_bundle(
     when every blob matches the digests recorded after the compile that wrote it: a corrupted
     or planted blob is wiped and the model compiled afresh, so a cache cannot change a result.
     """
-    from .files import write_text_atomic
     from .ov import cpu_config, openvino
 
     core = openvino().Core()
-    folder = None
+    config = {**cpu_config(device), **({"PERFORMANCE_HINT": hint} if hint else {})}
+    if threads > 0 and device == "CPU":
+        config["INFERENCE_NUM_THREADS"] = threads
     if cache_dir and bundle.digest:
         # One folder per device and hint: each holds exactly the blobs its own compile recorded.
         tag = f"{device.replace(':', '_').replace(',', '_')}" + (f"-{hint.lower()}" if hint else "")
         tag += f"-t{threads}" if threads > 0 and device == "CPU" else ""
-        folder = Path(cache_dir) / f"{bundle.digest[:16]}-{tag}"
-        if folder.exists() and not _cache_is_intact(folder):
-            shutil.rmtree(folder, ignore_errors=True)
-        fresh = not folder.exists()
-        folder.mkdir(parents=True, exist_ok=True)
-        core.set_property({"CACHE_DIR": str(folder)})
-    config = {**cpu_config(device), **({"PERFORMANCE_HINT": hint} if hint else {})}
-    if threads > 0 and device == "CPU":
-        config["INFERENCE_NUM_THREADS"] = threads
-    compiled = core.compile_model(str(bundle.xml), device, config)
+        compiled = _compile_cached(core, bundle, device, config, Path(cache_dir) / f"{bundle.digest[:16]}-{tag}")
+    else:
+        compiled = core.compile_model(str(bundle.xml), device, config)
     shape = (
         list(compiled.input(0).get_partial_shape().get_min_shape())
         if compiled.input(0).get_partial_shape().is_dynamic
@@ -311,10 +305,32 @@ def compile_bundle(
     )
     if shape != [1, 1, *bundle.input_size]:
         raise BundleError(f"model input {shape} does not match manifest input.size {list(bundle.input_size)}")
-    if folder is not None and fresh:
-        blobs = {p.name: sha256(p) for p in folder.iterdir() if p.name != "sarco-cache.json"}
-        write_text_atomic(folder / "sarco-cache.json", json.dumps(blobs))
     return compiled
+
+
+def _compile_cached(core, bundle: Bundle, device: str, config: dict, folder: Path):
+    """Compile with the cache in `folder`. An intact cache is used as it is; otherwise, under a
+    file lock beside the folder, the cache is wiped, written by this compile and recorded. Two
+    processes that start on a fresh cache (a Dask cluster's workers, two clinic commands) then
+    take turns: the second finds the first's cache, and neither reads the other's half-written
+    files (unlocked, one hashed the other's temporary index file as it was renamed away)."""
+    if not _cache_is_intact(folder):
+        from filelock import FileLock
+
+        from .files import write_text_atomic
+
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder) + ".lock"):
+            if not _cache_is_intact(folder):
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir(parents=True)
+                core.set_property({"CACHE_DIR": str(folder)})
+                compiled = core.compile_model(str(bundle.xml), device, config)
+                blobs = {p.name: sha256(p) for p in folder.iterdir() if p.name != "sarco-cache.json"}
+                write_text_atomic(folder / "sarco-cache.json", json.dumps(blobs))
+                return compiled
+    core.set_property({"CACHE_DIR": str(folder)})
+    return core.compile_model(str(bundle.xml), device, config)
 
 
 # Label values of PHANTOM.md, also the channels of a multi-class output.

@@ -121,8 +121,8 @@ def test_a_site_bundle_runs_once_trusted_and_not_after_another_edit(tmp_path: Pa
 def test_a_corrupted_compiled_cache_cannot_change_the_result(tmp_path: Path):
     first = _cli(tmp_path, "screen", str(SAMPLE), "--json")
     assert first.returncode == 0, first.stderr
-    blobs = [p for p in (tmp_path / "cache").rglob("*") if p.is_file() and p.name != "sarco-cache.json"]
-    assert blobs, "the compiled-model cache was not used"
+    blobs = [p for p in (tmp_path / "cache").glob("*/*") if p.is_file() and p.name != "sarco-cache.json"]
+    assert blobs, "the compiled-model cache was not used"  # (the lock files sit beside the folders)
     for p in blobs:
         data = bytearray(p.read_bytes())
         for i in range(len(data) // 3, len(data) // 3 + 4096):
@@ -134,3 +134,44 @@ def test_a_corrupted_compiled_cache_cannot_change_the_result(tmp_path: Path):
     index = next((tmp_path / "cache").rglob("sarco-cache.json"))
     recorded = json.loads(index.read_text())
     assert all(hashlib.sha256((index.parent / n).read_bytes()).hexdigest() == d for n, d in recorded.items())
+
+
+_COMPILE = (
+    "import sys; from pathlib import Path; from edge.bundle import compile_bundle, load_bundle; "
+    "compile_bundle(load_bundle(None), cache_dir=Path(sys.argv[1])); print('compiled')"
+)
+
+
+def test_processes_starting_on_a_fresh_cache_take_turns(tmp_path: Path):
+    """A compile that finds no intact cache waits for the lock beside the cache folder (a Dask
+    cluster's workers start together on a fresh cache): while another holds it, it does not touch
+    the folder; after, it finishes and the cache is intact. Three at once all succeed."""
+    import subprocess
+    import sys
+    import time
+
+    from filelock import FileLock
+
+    from edge.bundle import _cache_is_intact
+
+    cache = tmp_path / "cache"
+    folder = cache / f"{load_bundle(None).digest[:16]}-CPU"
+    cache.mkdir()
+    cmd = [sys.executable, "-c", _COMPILE, str(cache)]
+    with FileLock(str(folder) + ".lock"):
+        child = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(4)
+        assert child.poll() is None, child.communicate()  # still waiting for the lock
+        assert not folder.exists()
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0 and out.strip() == "compiled", err[-2000:]
+    assert _cache_is_intact(folder)
+
+    shutil.rmtree(cache)
+    cache.mkdir()
+    procs = [
+        subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)
+    ]
+    results = [p.communicate(timeout=180) + (p.returncode,) for p in procs]
+    assert all(rc == 0 and out.strip() == "compiled" for out, _, rc in results), [r[1][-1000:] for r in results]
+    assert _cache_is_intact(folder)
