@@ -149,3 +149,13 @@ def test_the_first_start_forks_on_linux_only():
 
     assert first_start_method("linux") == "fork"
     assert first_start_method("win32") == first_start_method("darwin") == "spawn"
+
+
+def test_tasks_are_about_four_per_worker_within_bounds():
+    from edge.engine import chunk_size
+
+    assert chunk_size(200, 2) == 25  # 8 tasks, 4 per worker
+    assert chunk_size(201, 2) == 26
+    assert chunk_size(20, 2) == 8  # never under 8 films a task
+    assert chunk_size(10_000, 2) == 32  # nor over 32
+    assert chunk_size(200, 0) == 32  # a cluster that reports no worker yet counts as one
