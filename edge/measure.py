@@ -58,8 +58,8 @@ def femur_shafts(muscle: np.ndarray, bone: np.ndarray) -> list[Shaft]:
         if h < 0.6 * len(m):
             continue
         lo, hi = max(x - 2, 0), min(x + w + 2, m.shape[1])
-        near = NEAR_MUSCLE_PX
-        rows = m[:, max(lo - near, 0) : lo + 2].any(axis=1) & m[:, max(hi - 2, 0) : hi + near].any(axis=1)
+        rows = m[:, max(lo - NEAR_MUSCLE_PX, 0) : lo + 2].any(axis=1)
+        rows &= m[:, max(hi - 2, 0) : hi + NEAR_MUSCLE_PX].any(axis=1)
         rows &= (lab == i).any(axis=1)
         if np.count_nonzero(rows) < 0.5 * h:
             continue
@@ -143,11 +143,29 @@ def split_sides(mask: np.ndarray, pixels: np.ndarray) -> tuple[int, int] | None:
     return image_left, int(area[1:].sum()) - image_left
 
 
+def _line_band(mask: np.ndarray, line: tuple[float, float]) -> tuple[int, np.ndarray]:
+    """(lo, inside): every column before `lo` lies left of the line (column = line[0] + line[1] *
+    row) in every row, and `inside` is the mask left of it in the columns the line crosses, from
+    `lo` on; past those nothing is left of it. Only that band is compared, not the whole film."""
+    edge = line[0] + line[1] * np.arange(mask.shape[0])
+    lo = int(np.clip(np.ceil(edge.min()), 0, mask.shape[1]))
+    hi = int(np.clip(np.ceil(edge.max()), lo, mask.shape[1]))
+    return lo, mask[:, lo:hi] & (np.arange(lo, hi)[None, :] < edge[:, None])
+
+
 def left_of_line(mask: np.ndarray, line: tuple[float, float]) -> np.ndarray:
     """The mask's pixels left of a line (column = line[0] + line[1] * row)."""
-    cols = np.arange(mask.shape[1])
-    edge = line[0] + line[1] * np.arange(mask.shape[0])
-    return mask & (cols[None, :] < edge[:, None])
+    lo, inside = _line_band(mask, line)
+    out = np.zeros_like(mask)
+    out[:, :lo] = mask[:, :lo]
+    out[:, lo : lo + inside.shape[1]] = inside
+    return out
+
+
+def count_left_of_line(mask: np.ndarray, line: tuple[float, float]) -> int:
+    """How many of the mask's pixels lie left of the line (left_of_line's count, without its copy)."""
+    lo, inside = _line_band(mask, line)
+    return int(np.count_nonzero(mask[:, :lo])) + int(np.count_nonzero(inside))
 
 
 def thigh_areas(
@@ -168,7 +186,7 @@ def thigh_areas(
     if total_px == 0:
         return Areas(0.0, None, None, unit, 0)
     if line is not None:
-        right = int(np.count_nonzero(left_of_line(mask, line)))
+        right = count_left_of_line(mask, line)
         return Areas(total_px * px, right * px, (total_px - right) * px, unit, 2, line)
     sides = split_sides(mask, pixels)
     if sides is None:

@@ -145,6 +145,11 @@ def femur_width(shafts: list[Shaft]) -> float | None:
     return float(np.median([s.width for s in shafts])) if shafts else None
 
 
+def femur_width_cm(film: Film, width_px: float | None) -> float | None:
+    """femur_width's shaft width (film pixels across) in cm, by the film's column spacing."""
+    return None if width_px is None or not film.spacing_mm else width_px * film.spacing_mm[1] / 10
+
+
 def quality_gate(
     film: Film,
     areas: Areas,
@@ -182,8 +187,7 @@ def quality_gate(
         quality["femur_support"] = round(femur, 3)
         if femur < cfg.min_femur_support:
             reasons.append(NO_FEMUR)
-    if femur_width_px is not None and film.spacing_mm:
-        width = femur_width_px * film.spacing_mm[1] / 10
+    if (width := femur_width_cm(film, femur_width_px)) is not None:
         quality["femur_width_cm"] = round(width, 2)
         if not cfg.femur_width_cm[0] <= width <= cfg.femur_width_cm[1]:
             reasons.append(SPACING_FEMUR)

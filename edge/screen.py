@@ -135,8 +135,12 @@ class Screener:
         """Screen a film the caller has read (reading errors are the caller's to report)."""
         return self.result(film, self.segment_full(film), opts)
 
+    def areas(self, film: Film, seg: Segmentation) -> Areas:
+        """The segmentation's areas, the thighs split at the femurs' midline where it has one."""
+        return thigh_areas(seg.mask, film.spacing_mm, film.pixels, seg.midline)
+
     def result(self, film: Film, seg: Segmentation, opts: Options) -> Result:
-        areas = thigh_areas(seg.mask, film.spacing_mm, film.pixels, seg.midline)
+        areas = self.areas(film, seg)
         report = self.report(film, seg.mask, seg.confidence, opts, seg.femur_support, areas, seg.femur_width_px)
         return Result(report, film, seg.mask, areas)
 

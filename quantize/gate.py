@@ -6,8 +6,7 @@ Each threshold starts from the validation films' range and is widened by a state
 because the phantom's population is narrower than real patients' (README, the quality gate):
 muscle length / height x [0.75, 1.5] of the observed [min, max], absolute length x [0.7, 1.8],
 the larger/smaller thigh ratio at least 2.0 and 1.25 x the 99th percentile of the films showing
-both thighs, the muscle's grey
-level at most 0.6 x the lowest seen (an inverted film puts it near 0.2), the share of muscle rows
+both thighs, the muscle's grey level at most 0.6 x the lowest seen (an inverted film puts it near 0.2), the share of muscle rows
 with femur inside them at most 0.6 x the lowest seen, and the femoral shaft width x [0.75, 1.3]
 of the observed range (multi-class models: the spacing's check, tight because the adult shaft
 varies little; 0.75 of the phantom's narrowest is still under a small woman's real shaft). The
@@ -25,8 +24,7 @@ import numpy as np
 from edge.bundle import MANIFEST, load_bundle, sha256
 from edge.dataset import load_cases, raster_spacing
 from edge.files import write_text_atomic
-from edge.measure import thigh_areas
-from edge.quality import GateConfig, anatomy
+from edge.quality import GateConfig, anatomy, femur_width_cm
 from edge.reader import read_film
 from edge.screen import Screener
 
@@ -42,9 +40,9 @@ def choose_gate(bundle: Path, cohorts: list[Path], split: str = "val") -> dict:
         mask = seg.mask
         if seg.femur_support is not None:
             femur.append(seg.femur_support)
-        if seg.femur_width_px is not None and film.spacing_mm:
-            width.append(seg.femur_width_px * film.spacing_mm[1] / 10)
-        areas = thigh_areas(mask, film.spacing_mm, film.pixels, seg.midline)
+        if (cm := femur_width_cm(film, seg.femur_width_px)) is not None:
+            width.append(cm)
+        areas = scr.areas(film, seg)
         a = anatomy(film, mask, areas)
         if a.muscle_length_cm is None or not height_m:
             continue

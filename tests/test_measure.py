@@ -171,3 +171,18 @@ def test_touching_thighs_split_at_the_femurs_midline():
     labels = side_labels(m, film, tilted)
     assert int(np.count_nonzero(labels == 1)) == right and int(np.count_nonzero(labels == 2)) == 7200 - right
     assert labels[0, 29] == 1 and labels[0, 30] == 2 and labels[99, 49] == 1 and labels[99, 50] == 2
+
+
+def test_the_line_split_equals_comparing_every_pixel():
+    """left_of_line and count_left_of_line compare only the columns the line crosses: the same
+    pixels as comparing every column with the line, for lines inside, across and outside the film."""
+    from edge.measure import count_left_of_line, left_of_line
+
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        rows, cols = rng.integers(1, 40, size=2)
+        mask = rng.random((rows, cols)) < 0.5
+        line = (float(rng.uniform(-20, cols + 20)), float(rng.uniform(-2, 2)))
+        every = mask & (np.arange(cols)[None, :] < (line[0] + line[1] * np.arange(rows))[:, None])
+        assert np.array_equal(left_of_line(mask, line), every), line
+        assert count_left_of_line(mask, line) == int(np.count_nonzero(every)), line
