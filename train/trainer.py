@@ -224,11 +224,16 @@ def _data(cfg: TrainConfig) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.nda
     return (tr[0], tr[1]), (va[0], va[1])
 
 
+def _best_checkpoint(src: Path) -> dict:
+    """A run's best.pt (or that file itself), on the CPU: weights, config, epoch, val Dice."""
+    return torch.load(src / "best.pt" if src.is_dir() else src, map_location="cpu", weights_only=False)
+
+
 def _init_weights(model: torch.nn.Module, cfg: TrainConfig) -> None:
     """Start from another run's best weights (same architecture and labels), with this run's own
     optimiser and schedule: a fine-tune, not a resume."""
     src = Path(cfg.init)
-    ck = torch.load(src / "best.pt" if src.is_dir() else src, map_location="cpu", weights_only=False)
+    ck = _best_checkpoint(src)
     keys = ("arch", "encoder", "classes")
     theirs, ours = tuple(ck["config"].get(k) for k in keys), tuple(getattr(cfg, k) for k in keys)
     if theirs != ours:
@@ -374,7 +379,7 @@ def validate(model, xva: np.ndarray, yva: np.ndarray, classes: str, batch: int, 
 
 def load_run(run: Path):
     """The best model of a run, in eval mode, and its config."""
-    ck = torch.load(Path(run) / "best.pt", map_location="cpu", weights_only=False)
+    ck = _best_checkpoint(Path(run))
     known = set(TrainConfig.__dataclass_fields__)  # older runs may carry fields since removed
     cfg = TrainConfig(**{k: (tuple(v) if k == "size" else v) for k, v in ck["config"].items() if k in known})
     model = build_model(cfg.arch, cfg.encoder, cfg.n_out)
